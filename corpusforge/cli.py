@@ -1,0 +1,132 @@
+"""Command line: corpusforge run | stages | audit | demo. Errors are one line on stderr, non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from corpusforge import __version__
+from corpusforge.errors import CorpusforgeError
+
+
+def _cmd_run(args) -> int:
+    from corpusforge.config import load_config
+    from corpusforge.runner import make_plan
+
+    cfg = load_config(args.config, args.set or [])
+    workers = args.workers or cfg.engine.workers
+    engine = args.engine or cfg.engine.kind
+    plan = make_plan(cfg)
+    if engine == "local":
+        from corpusforge.engines import local
+
+        manifest = local.run(plan, workers=workers, resume=args.resume, overwrite=args.overwrite,
+                             progress=False if args.no_progress else None)
+    else:
+        raise CorpusforgeError("engine_unavailable", f"engine {engine!r} is not available in this build; use --engine local")
+    _print_funnel(manifest, plan.out)
+    return 0
+
+
+def _print_funnel(manifest: dict, out: str) -> None:
+    print(f"{'stage':<22}{'in':>10}{'kept':>10}{'dropped':>10}{'quarant.':>10}")
+    for st in manifest["stages"]:
+        print(f"{st['name']:<22}{st['in']:>10}{st['kept']:>10}{sum(st['dropped'].values()):>10}"
+              f"{sum(st['quarantined'].values()):>10}")
+    print(f"output: {out}/kept  rejects: {out}/rejects  quarantine: {out}/quarantine  manifest: {out}/manifest.json")
+
+
+def _cmd_stages(args) -> int:
+    from corpusforge.stage import registry
+
+    for name, versions in sorted(registry().items()):
+        for v, cls in sorted(versions.items()):
+            kind = next(k.__name__ for k in cls.__mro__[1:] if k.__name__ in ("MapStage", "FilterStage", "GlobalStage"))
+            print(f"{name}@{v}  ({kind})  {(cls.__doc__ or '').strip().splitlines()[0]}")
+            for pname, field in cls.Params.model_fields.items():
+                ann = getattr(field.annotation, "__name__", str(field.annotation))
+                print(f"    {pname}: {ann} = {field.default!r}")
+    return 0
+
+
+def _cmd_audit(args) -> int:
+    from corpusforge.audit import audit
+
+    problems = audit(args.run_dir)
+    for p in problems:
+        print(f"audit: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    with open(os.path.join(args.run_dir, "manifest.json"), encoding="utf-8") as f:
+        m = json.load(f)
+    print(f"audit ok: {len(m['stages'])} stages balance, {m['totals']['kept']} kept of {m['totals']['records']} records, "
+          f"{len(m['files'])} files match the manifest")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from corpusforge.demo import run_demo
+
+    return run_demo(args.outdir, workers=args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="corpusforge",
+        description="Build PanGu-α-style pretraining corpora: clean, filter, dedup, sample, train. "
+        "Every input record ends kept, dropped with a reason, or quarantined with a reason.",
+    )
+    p.add_argument("--version", action="version", version=f"corpusforge {__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a pipeline config", description="Run the pipeline described by a YAML config. "
+                       "Writes OUT/kept, OUT/rejects, OUT/quarantine (Parquet) and OUT/manifest.json.")
+    r.add_argument("config", help="YAML config (run/input/stages/engine)")
+    r.add_argument("--workers", type=int, help="worker processes (default: engine.workers); never changes results")
+    r.add_argument("--engine", choices=["local", "spark", "beam"], help="override engine.kind")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping committed parts")
+    r.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set stages.0.with.min_chars=200 (repeatable)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(fn=_cmd_run)
+
+    s = sub.add_parser("stages", help="list registered stages and their parameters",
+                       description="List every registered stage (name@version), its kind and its parameters with defaults.")
+    s.set_defaults(fn=_cmd_stages)
+
+    a = sub.add_parser("audit", help="recompute all counts of a run from its files",
+                       description="Recompute every count from the persisted kept/rejects/quarantine files; exit 1 if "
+                       "any stage does not balance (in != kept + dropped + quarantined) or the manifest disagrees.")
+    a.add_argument("run_dir")
+    a.set_defaults(fn=_cmd_audit)
+
+    d = sub.add_parser("demo", help="run the default pipeline on the bundled sample of real Chinese text",
+                       description="Run the default pipeline on a small bundled sample of real Chinese text "
+                       "(no cluster, no network) and print the funnel and where the output is.")
+    d.add_argument("outdir", nargs="?", default="corpusforge-demo", help="output directory (default: ./corpusforge-demo)")
+    d.add_argument("--workers", type=int, default=2)
+    d.set_defaults(fn=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except CorpusforgeError as e:
+        if args.debug:
+            raise
+        print(f"corpusforge: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("corpusforge: interrupted (committed parts are kept; rerun with --resume)", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"corpusforge: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,146 @@
+"""Typed run configuration: one YAML file, unknown keys are errors naming the file and the key."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.stage import Stage, lookup
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    output: str = "out"
+    seed: int = 0
+
+
+class InputConfig(_Strict):
+    format: Literal["jsonl", "parquet", "txt"] = "jsonl"
+    paths: list[str]
+    source: str = "default"  # source name for records without a source_field
+    root: str | None = None  # ids hash paths relative to this (default: common parent of the files)
+    text_field: str = "text"
+    source_field: str | None = None
+    encoding: str = "utf-8"
+    max_record_mb: float = Field(64, gt=0)
+    max_decompressed_gb: float = Field(64, gt=0)
+    max_ratio: float = Field(200, gt=1)
+    split_mb: float = Field(32, gt=0)  # plain JSONL files larger than this are split into parts
+    salvage_truncated: bool = False
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class StageConfig(_Strict):
+    use: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class EngineConfig(_Strict):
+    kind: Literal["local", "spark", "beam"] = "local"
+    workers: int = Field(1, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)  # engine-specific (Spark conf, Beam options)
+
+
+class LimitsConfig(_Strict):
+    max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
+    batch_rows: int = Field(2048, ge=1)
+
+
+class Config(_Strict):
+    run: RunConfig = Field(default_factory=RunConfig)
+    input: list[InputConfig]
+    stages: list[StageConfig] = Field(default_factory=list)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    base_dir: str = Field(".", exclude=True)  # directory of the config file: relative paths start here
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input_list(cls, v):
+        return [v] if isinstance(v, dict) else v
+
+    def output_dir(self) -> str:
+        out = self.run.output
+        return out if os.path.isabs(out) else os.path.join(self.base_dir, out)
+
+    def build_stages(self) -> list[Stage]:
+        stages, names = [], set()
+        for i, sc in enumerate(self.stages):
+            cls = lookup(sc.use)
+            try:
+                params = cls.Params(**sc.with_)
+            except ValidationError as e:
+                raise CorpusforgeError("bad_config", _format(e, f"stages.{i}.with")) from None
+            if cls.name in names:
+                raise CorpusforgeError("bad_config", f"stages.{i}: stage {cls.name!r} appears twice")
+            names.add(cls.name)
+            stages.append(cls(params))
+        return stages
+
+
+def _format(e: ValidationError, prefix: str = "") -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+    got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"{loc}: {err['msg']}{got}{more}"
+
+
+def _apply_override(doc: dict, assignment: str) -> None:
+    key, eq, raw = assignment.partition("=")
+    if not eq or not key:
+        raise CorpusforgeError("bad_override", f"--set {assignment!r}: expected dotted.key=value")
+    value = yaml.safe_load(raw) if raw else ""
+    node: Any = doc
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise CorpusforgeError("bad_override", f"--set {key}: no list index {p}")
+            node = node[int(p)]
+        else:
+            node = node.setdefault(p, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise CorpusforgeError("bad_override", f"--set {key}: no list index {last}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str, overrides: list[str] = ()) -> Config:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)  # safe_load: configs are data, never code
+    except OSError as e:
+        raise CorpusforgeError("bad_config", f"{path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise CorpusforgeError("bad_config", f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise CorpusforgeError("bad_config", f"{path}: expected a mapping at the top level")
+    for o in overrides:
+        _apply_override(doc, o)
+    try:
+        cfg = Config(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
+    except ValidationError as e:
+        raise CorpusforgeError("bad_config", f"{path}: {_format(e)}") from None
+    except TypeError as e:
+        raise CorpusforgeError("bad_config", f"{path}: {e}") from None
+    try:
+        cfg.build_stages()
+    except CorpusforgeError as e:
+        raise CorpusforgeError(e.code, f"{path}: {str(e).split(': ', 1)[1]}") from None
+    return cfg

@@ -1,0 +1,468 @@
+"""Readers: bytes → documents + quarantine rows. Framing is bytes split on b"\\n" only (never
+universal newlines or str.splitlines, which split records on \\r, U+2028 or U+0085), decoding is
+strict per line, and every unreadable record is quarantined with file, line, byte offset and reason."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.inputs import Part, codec_from_extension, sniff_codec
+from corpusforge.schema import DOC_SCHEMA, INGEST, QUARANTINE_SCHEMA, doc_id
+
+PROVENANCE_KEYS = ("_cf_file", "_cf_line", "_cf_offset")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+@dataclass
+class ReadOptions:
+    format: str = "jsonl"
+    text_field: str = "text"
+    source_field: str | None = None
+    source: str = "default"
+    encoding: str = "utf-8"  # any Python codec, or "auto" (utf-8 / gb18030 / big5, validated)
+    batch_rows: int = 2048
+    batch_bytes: int = 16 << 20
+    max_record_bytes: int = 64 << 20
+    max_decompressed_bytes: int = 64 << 30
+    max_ratio: float = 200.0
+    quarantine_raw_bytes: int = 65536
+    salvage_truncated: bool = False
+
+
+@dataclass
+class ReadStats:
+    records: int = 0  # docs + quarantined entries
+    docs: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    fixes: Counter = field(default_factory=Counter)
+    hints: list = field(default_factory=list)
+
+
+class _FileLevelError(Exception):
+    """The whole input file is unusable (truncated or corrupt stream, bomb, unknown encoding)."""
+
+    def __init__(self, reason: str, detail: str, offset: int | None = None, line: int | None = None):
+        super().__init__(detail)
+        self.reason, self.detail, self.offset, self.line = reason, detail, offset, line
+
+
+class _RecordError(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _reject_constant(name: str):
+    raise _RecordError("nonstandard_json", f"{name} is not valid JSON")
+
+
+def _pairs_no_duplicates(pairs):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _RecordError("duplicate_key", f"duplicate key {dup!r}")
+    return obj
+
+
+class _Output:
+    """Accumulates documents and quarantine rows, and cuts them into RecordBatches."""
+
+    def __init__(self, opts: ReadOptions, rel: str):
+        self.opts, self.rel = opts, rel
+        self.stats = ReadStats()
+        self._cols: dict[str, list] = {"id": [], "source": [], "text": [], "meta": []}
+        self._bytes = 0
+        self.quarantine: list[dict] = []
+        self.discarded = False  # set when a file-level failure threw away what was read
+
+    def doc(self, record_no: int, offset: int, source: str, text: str, meta: list[tuple[str, str]]):
+        meta += [("_cf_file", self.rel), ("_cf_line", str(record_no)), ("_cf_offset", str(offset))]
+        self._cols["id"].append(doc_id(source, self.rel, record_no))
+        self._cols["source"].append(source)
+        self._cols["text"].append(text)
+        self._cols["meta"].append(meta)
+        self._bytes += len(text)
+        self.stats.records += 1
+        self.stats.docs += 1
+
+    def quarantine_row(self, line, offset, reason, detail, raw: bytes | None):
+        self.stats.records += 1
+        self.stats.quarantined[reason] += 1
+        raw = raw or b""
+        self.quarantine.append(
+            {
+                "id": None,
+                "stage": INGEST,
+                "file": self.rel,
+                "line": line,
+                "byte_offset": offset,
+                "reason": reason,
+                "detail": detail[:500],
+                "raw_sha1": hashlib.sha1(raw).hexdigest(),
+                "raw": raw[: self.opts.quarantine_raw_bytes],
+            }
+        )
+
+    def full(self) -> bool:
+        return len(self._cols["id"]) >= self.opts.batch_rows or self._bytes >= self.opts.batch_bytes
+
+    def take_batch(self) -> pa.RecordBatch | None:
+        if not self._cols["id"]:
+            return None
+        batch = pa.RecordBatch.from_pydict(self._cols, schema=DOC_SCHEMA)
+        self._cols = {k: [] for k in self._cols}
+        self._bytes = 0
+        return batch
+
+    def reset(self):
+        """Discard everything read from this part (file-level failure): only the quarantine entry stays."""
+        self._cols = {k: [] for k in self._cols}
+        self._bytes = 0
+        self.quarantine = []
+        self.discarded = True
+        self.stats = ReadStats(fixes=self.stats.fixes, hints=self.stats.hints)
+
+
+def quarantine_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
+
+
+# ---------------------------------------------------------------- byte streams
+
+
+class _CountingRaw:
+    """Wraps the raw file so the bomb guard can compare compressed and decompressed byte counts."""
+
+    def __init__(self, fh):
+        self.fh, self.n = fh, 0
+
+    def read(self, n=-1):
+        b = self.fh.read(n)
+        self.n += len(b)
+        return b
+
+    def readable(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def _open_stream(part: Part, opts: ReadOptions, out: _Output):
+    fh = open(part.file.path, "rb")
+    head = fh.read(512)
+    codec = sniff_codec(head)
+    if codec in ("zip", "tar", "unsupported"):
+        fh.close()
+        raise CorpusforgeError(
+            "unsupported_container",
+            f"{part.file.rel}: {codec} archives/codecs are not read (nothing is extracted); "
+            "unpack to .jsonl/.jsonl.gz/.jsonl.zst first",
+        )
+    if codec != codec_from_extension(part.file.rel):
+        out.stats.fixes["extension_mismatch"] += 1
+    fh.seek(part.start)
+    raw = _CountingRaw(fh)
+    if codec == "gzip":
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # reads every member of a concatenated gzip
+    elif codec == "zstd":
+        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
+    else:
+        stream = raw
+    return fh, raw, stream, codec
+
+
+def _iter_lines(part: Part, opts: ReadOptions, out: _Output) -> Iterator[tuple[int, int, bytes | None, int, bool]]:
+    """Yields (line_no, byte_offset, line_bytes or None if too large, size, newline_terminated)."""
+    fh, raw, stream, codec = _open_stream(part, opts, out)
+    limit = None if part.end is None else part.end - part.start
+    line_no, offset = part.first_line, part.start if codec == "plain" else 0
+    buf = bytearray()
+    skipping = 0  # bytes of an over-long line being skipped without buffering
+    total = 0
+    try:
+        while True:
+            want = 1 << 22 if limit is None else min(1 << 22, limit - total)
+            if want <= 0:
+                break
+            try:
+                chunk = stream.read(want)
+            except EOFError as e:
+                raise _FileLevelError("truncated_input", f"compressed stream ended early: {e}", total, line_no - 1)
+            except (gzip.BadGzipFile, zlib.error, zstandard.ZstdError, OSError) as e:
+                raise _FileLevelError("corrupt_compression", f"{type(e).__name__}: {e}", total, line_no - 1)
+            if not chunk:
+                if codec == "zstd" and raw.n < part.file.size - part.start:
+                    raise _FileLevelError("truncated_input", "zstd stream ended early", total, line_no - 1)
+                break
+            total += len(chunk)
+            if codec != "plain" and total > 64 << 20 and (
+                total > opts.max_decompressed_bytes or total > opts.max_ratio * max(raw.n, 1)
+            ):
+                raise _FileLevelError(
+                    "decompression_limit",
+                    f"decompressed {total} bytes from {raw.n} (limits: {opts.max_decompressed_bytes} bytes, "
+                    f"ratio {opts.max_ratio})",
+                    total,
+                )
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    rest = len(chunk) - start
+                    if skipping:
+                        skipping += rest
+                    elif len(buf) + rest > opts.max_record_bytes:
+                        skipping = len(buf) + rest
+                        buf.clear()
+                    else:
+                        buf += chunk[start:]
+                    break
+                if skipping:
+                    size = skipping + nl - start
+                    yield line_no, offset, None, size, True
+                    skipping = 0
+                elif buf:
+                    buf += chunk[start:nl]
+                    size = len(buf)
+                    yield line_no, offset, bytes(buf) if size <= opts.max_record_bytes else None, size, True
+                    buf.clear()
+                else:
+                    size = nl - start
+                    yield line_no, offset, (chunk[start:nl] if size <= opts.max_record_bytes else None), size, True
+                offset += size + 1
+                line_no += 1
+                start = nl + 1
+        if skipping:
+            yield line_no, offset, None, skipping, False
+        elif buf:
+            yield line_no, offset, bytes(buf), len(buf), False
+    finally:
+        fh.close()
+
+
+# ---------------------------------------------------------------- encodings
+
+_COMMON_CJK = None
+
+
+def _detect_encoding(sample: bytes) -> str | None:
+    """Pick utf-8, gb18030 or big5 by strict decode plus a CJK-plausibility check; None if unsure."""
+    global _COMMON_CJK
+    if _COMMON_CJK is None:
+        from corpusforge.rules_files import read_lines
+
+        _COMMON_CJK = set("".join(read_lines("encoding/common_chars.txt")))
+    best, best_score = None, 0.0
+    for enc in ("utf-8", "gb18030", "big5"):
+        try:
+            text = sample.decode(enc)
+        except UnicodeDecodeError as e:
+            # the sample may end mid-character
+            if e.start < len(sample) - 4:
+                continue
+            text = sample[: e.start].decode(enc)
+        if enc == "utf-8":
+            return "utf-8"  # valid UTF-8 is never re-interpreted
+        han = [c for c in text if "\u4e00" <= c <= "\u9fff"]
+        if not han:
+            continue
+        score = sum(c in _COMMON_CJK for c in han) / len(han)
+        if score > best_score:
+            best, best_score = enc, score
+    return best if best_score >= 0.6 else None
+
+
+def _gb18030_hint(raw_lines: list[bytes]) -> str | None:
+    sample = b"\n".join(raw_lines)[:65536]
+    enc = _detect_encoding(sample)
+    if enc and enc != "utf-8":
+        return f"lines look like {enc.upper()}; set input.encoding: {enc} (or auto) for this source"
+    return None
+
+
+# ---------------------------------------------------------------- JSONL
+
+
+def _meta_value(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+def _check_strings(obj) -> None:
+    """Lone surrogates parse fine from JSON escapes but crash any UTF-8 writer later: catch them now."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _RecordError("lone_surrogate", str(e)) from None
+
+
+def _parse_record(raw: bytes, encoding: str, first: bool, opts: ReadOptions, out: _Output):
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise _RecordError("invalid_utf8" if encoding == "utf-8" else "invalid_encoding", f"{encoding}: {e}") from None
+    if first and text.startswith("\ufeff"):
+        text = text[1:]
+        out.stats.fixes["bom_stripped"] += 1
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant, strict=False)
+    except json.JSONDecodeError as e:
+        raise _RecordError("json_decode_error", f"{e.msg} (col {e.colno})") from None
+    except RecursionError:
+        raise _RecordError("json_too_deep", "nesting too deep") from None
+    except ValueError as e:  # int-str conversion limit
+        raise _RecordError("number_out_of_range", str(e)) from None
+    if not isinstance(obj, dict):
+        raise _RecordError("not_an_object", f"top-level {type(obj).__name__}")
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(obj)
+    return obj
+
+
+def _emit_object(obj: dict, line_no: int, offset: int, opts: ReadOptions, out: _Output, missing: Counter):
+    if opts.text_field not in obj:
+        missing.update(obj.keys())
+        raise _RecordError("missing_text", f"no field {opts.text_field!r}")
+    text = obj[opts.text_field]
+    if not isinstance(text, str):
+        raise _RecordError("text_not_string", f"{opts.text_field!r} is {type(text).__name__}")
+    source = opts.source
+    if opts.source_field:
+        s = obj.get(opts.source_field)
+        if isinstance(s, str) and s:
+            source = s
+    meta = [(k, _meta_value(v)) for k, v in obj.items() if k != opts.text_field]
+    out.doc(line_no, offset, source, text, meta)
+
+
+def read_jsonl(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
+    encoding = opts.encoding
+    missing_keys: Counter = Counter()
+    missing_text = 0
+    invalid_lines: list[bytes] = []
+    last_good_line = part.first_line - 1
+    try:
+        for line_no, offset, raw, size, terminated in _iter_lines(part, opts, out):
+            if encoding == "auto":
+                encoding = _detect_encoding(raw[:1 << 20] if raw else b"") or ""
+                if not encoding:
+                    raise _FileLevelError("encoding_uncertain", "no encoding among utf-8/gb18030/big5 validated", 0, 0)
+                out.stats.fixes[f"encoding_{encoding}"] += 1
+            if raw is None:
+                out.quarantine_row(line_no, offset, "record_too_large", f"{size} bytes > max_record_bytes", None)
+                continue
+            try:
+                obj = _parse_record(raw, encoding, line_no == 1, opts, out)
+                if obj is None:
+                    out.stats.fixes["blank_lines"] += 1
+                    continue
+                _emit_object(obj, line_no, offset, opts, out, missing_keys)
+                last_good_line = line_no
+            except _RecordError as e:
+                reason = e.reason
+                if reason == "json_decode_error" and not terminated:
+                    reason = "truncated_last_record"
+                if reason in ("invalid_utf8", "invalid_encoding") and len(invalid_lines) < 64:
+                    invalid_lines.append(raw)
+                if reason == "missing_text":
+                    missing_text += 1
+                out.quarantine_row(line_no, offset, reason, e.detail, raw)
+            if out.full():
+                yield out.take_batch()
+    except _FileLevelError as e:
+        if opts.salvage_truncated and e.reason == "truncated_input":
+            out.stats.fixes["salvaged_prefix_lines"] += last_good_line - part.first_line + 1
+        else:
+            out.reset()
+        out.quarantine_row(e.line if e.line is not None else last_good_line, e.offset, e.reason,
+                           f"{e.detail}; last complete line {last_good_line}", None)
+        batch = out.take_batch()
+        if batch is not None:
+            yield batch
+        return
+    batch = out.take_batch()
+    if batch is not None:
+        yield batch
+    if missing_text and missing_text >= 10 and missing_text >= 0.99 * out.stats.records:
+        seen = ", ".join(k for k, _ in missing_keys.most_common(8))
+        raise CorpusforgeError(
+            "missing_text",
+            f"{part.file.rel}: {missing_text} of {out.stats.records} records have no {opts.text_field!r} "
+            f"field; keys seen: {seen}. Set input.text_field.",
+        )
+    if invalid_lines and out.stats.quarantined["invalid_utf8"] >= 0.5 * max(out.stats.records, 1):
+        hint = _gb18030_hint(invalid_lines)
+        if hint:
+            out.stats.hints.append(f"{part.file.rel}: {hint}")
+
+
+# ---------------------------------------------------------------- Parquet and .txt
+
+
+def read_parquet(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
+    try:
+        pf = pq.ParquetFile(part.file.path)
+        if opts.text_field not in pf.schema_arrow.names:
+            raise CorpusforgeError(
+                "missing_text",
+                f"{part.file.rel}: no column {opts.text_field!r}; columns: {', '.join(pf.schema_arrow.names[:8])}",
+            )
+        row = 0
+        for batch in pf.iter_batches(batch_size=opts.batch_rows):
+            for rec in batch.to_pylist():
+                row += 1
+                try:
+                    _emit_object(rec, row, 0, opts, out, Counter())
+                except _RecordError as e:
+                    raw = json.dumps(rec, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+                    out.quarantine_row(row, None, e.reason, e.detail, raw)
+            yield from filter(None, [out.take_batch()])
+    except (pa.ArrowInvalid, OSError) as e:
+        out.reset()
+        out.quarantine_row(None, None, "corrupt_parquet", str(e), None)
+
+
+def read_txt(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
+    with open(part.file.path, "rb") as f:
+        raw = f.read(opts.max_record_bytes + 1)
+    if len(raw) > opts.max_record_bytes:
+        out.quarantine_row(1, 0, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
+        return
+    enc = opts.encoding if opts.encoding != "auto" else (_detect_encoding(raw[:1 << 20]) or "utf-8")
+    try:
+        text = raw.decode(enc)
+    except UnicodeDecodeError as e:
+        out.quarantine_row(1, e.start, "invalid_utf8" if enc == "utf-8" else "invalid_encoding", str(e), raw)
+        return
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        out.stats.fixes["bom_stripped"] += 1
+    out.doc(1, 0, opts.source, text, [])
+    yield out.take_batch()
+
+
+READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "txt": read_txt}
+
+
+def read_part(part: Part, opts: ReadOptions) -> tuple[Iterator[pa.RecordBatch], _Output]:
+    """Returns (document batches, output holder with quarantine rows and stats once exhausted)."""
+    out = _Output(opts, part.file.rel)
+    if part.file.size == 0:
+        out.stats.fixes["empty_input_files"] += 1
+        return iter(()), out
+    return READERS[opts.format](part, opts, out), out

@@ -1,0 +1,83 @@
+"""Atomic, durable writes: temp name → fsync(file) → rename → fsync(dir). Temp names never look final."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpusforge import faults
+
+TMP_MARK = ".tmp-"
+
+
+def tmp_path(final: str) -> str:
+    d, b = os.path.split(final)
+    return os.path.join(d, f"{TMP_MARK}{os.getpid()}-{b}")
+
+
+def fsync_dir(d: str) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: str, final: str) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(os.path.dirname(final) or ".")
+
+
+@contextmanager
+def atomic_file(final: str, mode: str = "wb"):
+    tmp = tmp_path(final)
+    try:
+        with open(tmp, mode) as f:
+            yield f
+        commit(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(final: str, obj) -> None:
+    data = (json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    with atomic_file(final) as f:
+        f.write(data)
+
+
+class ParquetSink:
+    """Streams batches into a temp Parquet file; commit() makes it visible under its final name."""
+
+    def __init__(self, final: str, schema: pa.Schema):
+        self.final, self.schema, self.tmp = final, schema, tmp_path(final)
+        self.rows = 0
+        self._w = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows:
+            if isinstance(batch, pa.Table):
+                self._w.write_table(batch)
+            else:
+                self._w.write_batch(batch)
+            self.rows += batch.num_rows
+            faults.point("write:mid")
+
+    def commit(self) -> None:
+        self._w.close()
+        faults.point("write:before_rename")
+        commit(self.tmp, self.final)
+        faults.point("write:after_rename")
+
+    def abort(self) -> None:
+        try:
+            self._w.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)

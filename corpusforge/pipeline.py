@@ -1,0 +1,124 @@
+"""Engine-neutral execution of the per-row stages over one RecordBatch. Every engine calls this,
+so local, Spark and Beam make the same decision for every document."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpusforge.ledger import new_counts
+from corpusforge.schema import PREVIEW_CHARS, QUARANTINE_SCHEMA, REJECT_SCHEMA, score_column
+from corpusforge.stage import FilterStage, MapStage, Stage
+
+
+def output_schemas(stages: list[Stage], schema: pa.Schema) -> list[pa.Schema]:
+    out = []
+    for s in stages:
+        schema = s.output_schema(schema)
+        out.append(schema)
+    return out
+
+
+def _numeric_scores(batch: pa.RecordBatch, idx: np.ndarray) -> list[list[tuple[str, float]]]:
+    cols = [(n, batch.column(n).take(pa.array(idx)).to_pylist()) for n in batch.schema.names
+            if "__" in n and (pa.types.is_integer(batch.schema.field(n).type) or pa.types.is_floating(batch.schema.field(n).type))]
+    rows = [[] for _ in range(len(idx))]
+    for n, vals in cols:
+        for r, v in zip(rows, vals):
+            if v is not None:
+                r.append((n, float(v)))
+    return rows
+
+
+def reject_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, reasons: list[str],
+                duplicate_of: list[str | None] | None = None) -> pa.RecordBatch:
+    take = pa.array(idx, pa.int64())
+    texts = batch.column("text").take(take)
+    return pa.RecordBatch.from_pydict(
+        {
+            "id": batch.column("id").take(take),
+            "source": batch.column("source").take(take),
+            "stage": pa.array([stage] * len(idx), pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+            "scores": pa.array(_numeric_scores(batch, idx), REJECT_SCHEMA.field("scores").type),
+            "duplicate_of": pa.array(duplicate_of or [None] * len(idx), pa.string()),
+            "text_preview": pc.utf8_slice_codeunits(texts, 0, PREVIEW_CHARS),
+            "meta": batch.column("meta").take(take),
+        },
+        schema=REJECT_SCHEMA,
+    )
+
+
+def _meta_get(meta_row, key):
+    for k, v in meta_row or ():
+        if k == key:
+            return v
+    return None
+
+
+def quarantine_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, details: list[str]) -> list[dict]:
+    ids = batch.column("id").take(pa.array(idx, pa.int64())).to_pylist()
+    texts = batch.column("text").take(pa.array(idx, pa.int64())).to_pylist()
+    metas = batch.column("meta").take(pa.array(idx, pa.int64())).to_pylist()
+    rows = []
+    for i, t, m, d in zip(ids, texts, metas, details):
+        raw = t.encode("utf-8", "surrogatepass")
+        line, off = _meta_get(m, "_cf_line"), _meta_get(m, "_cf_offset")
+        rows.append({"id": i, "stage": stage, "file": _meta_get(m, "_cf_file") or "", "line": int(line) if line else None,
+                     "byte_offset": int(off) if off else None, "reason": "score_invalid", "detail": d,
+                     "raw_sha1": hashlib.sha1(raw).hexdigest(), "raw": raw[:65536]})
+    return rows
+
+
+def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.RecordBatch, counts: dict):
+    """Runs the per-row stages. Returns (kept batch, [reject batches], [quarantine dicts]).
+
+    counts maps stage name → ledger counts and is updated in place."""
+    rejects, quarantine = [], []
+    for stage, schema in zip(stages, schemas):
+        c = counts.setdefault(stage.name, new_counts())
+        n = batch.num_rows
+        c["in"] += n
+        if n == 0:
+            batch = pa.RecordBatch.from_pylist([], schema=schema)
+            continue
+        if isinstance(stage, MapStage):
+            batch = stage.map(batch)
+            c["kept"] += batch.num_rows
+            continue
+        assert isinstance(stage, FilterStage), f"{stage.name}: global stages run through the engine plan"
+        scores = stage.score(batch)
+        arrays = [batch.column(i) for i in range(batch.num_columns)]
+        arrays += [pa.array(scores[s], t) for s, t in stage.scores.items()]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+        np_scores = {s: batch.column(score_column(stage.name, s)).to_numpy(zero_copy_only=False) for s in stage.scores}
+        # NaN passes "drop if < t" and fails "keep if >= t", silently: quarantine it instead.
+        invalid = np.zeros(n, bool)
+        detail = np.full(n, None, dtype=object)
+        for s, v in np_scores.items():
+            if v.dtype.kind == "f":
+                bad = ~np.isfinite(v)
+                detail[bad & ~invalid] = f"{score_column(stage.name, s)} is not finite"
+                invalid |= bad
+        verdict = stage.decide(np_scores)
+        keep = np.asarray(verdict.keep, bool) & ~invalid
+        drop_idx = np.flatnonzero(~keep & ~invalid)
+        if invalid.any():
+            q_idx = np.flatnonzero(invalid)
+            quarantine += quarantine_rows(batch, q_idx, stage.name, list(detail[q_idx]))
+            c["quarantined"]["score_invalid"] += len(q_idx)
+        if len(drop_idx):
+            reasons = [f"{stage.name}:{verdict.reason[i]}" for i in drop_idx]
+            for r in reasons:
+                c["dropped"][r] += 1
+            rejects.append(reject_rows(batch, drop_idx, stage.name, reasons))
+        batch = batch.filter(pa.array(keep))
+        c["kept"] += batch.num_rows
+    return batch, rejects, quarantine
+
+
+def empty_quarantine() -> pa.Table:
+    return QUARANTINE_SCHEMA.empty_table()

@@ -1,0 +1,43 @@
+"""Rule files ship inside the package (`corpusforge.rules`, sourced from the repo's rules/), so every
+worker and executor reads byte-identical files; users may point stages at their own paths instead."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+from pathlib import Path
+
+
+def rules_root():
+    """Installed: the `corpusforge.rules` package; source checkout on sys.path: the repo's rules/."""
+    try:
+        return resources.files("corpusforge.rules")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "rules"
+
+
+def resolve(path: str) -> str:
+    """A user path if it exists, else a path relative to the bundled rules/ directory."""
+    if os.path.exists(path):
+        return os.path.abspath(path)
+    bundled = rules_root().joinpath(path)
+    if bundled.is_file():
+        return str(bundled)
+    from corpusforge.errors import CorpusforgeError
+
+    raise CorpusforgeError("missing_rule_file", f"{path}: not found (neither a file nor a bundled rule under rules/)")
+
+
+def read_lines(path: str) -> list[str]:
+    """Non-empty, non-comment lines of a UTF-8 list file."""
+    with open(resolve(path), encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,228 @@
+"""Engine-neutral run orchestration: plan the input, guard resume, aggregate ledgers, write the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+import corpusforge
+from corpusforge import faults, ledger
+from corpusforge.config import Config, InputConfig
+from corpusforge.errors import CorpusforgeError, QuarantineLimitError
+from corpusforge.io.inputs import InputFile, Part, expand_inputs, plan_parts
+from corpusforge.io.readers import ReadOptions
+from corpusforge.io.writers import TMP_MARK, write_json
+from corpusforge.pipeline import output_schemas
+from corpusforge.rules_files import sha256_file
+from corpusforge.schema import DOC_SCHEMA, INGEST
+from corpusforge.stage import Stage
+
+OUTPUT_DIRS = ("kept", "rejects", "quarantine")
+
+
+@dataclass
+class Job:
+    """One part plus how to read it; picklable, shipped to workers."""
+
+    part: Part
+    read: ReadOptions
+
+
+@dataclass
+class Plan:
+    config: Config
+    stages: list[Stage]
+    schemas: list[pa.Schema]
+    jobs: list[Job]
+    inputs: list[dict]
+    rule_hashes: dict[str, str]
+    out: str
+
+    @property
+    def kept_schema(self) -> pa.Schema:
+        return self.schemas[-1] if self.schemas else DOC_SCHEMA
+
+
+def read_options(ic: InputConfig, batch_rows: int) -> ReadOptions:
+    return ReadOptions(
+        format=ic.format, text_field=ic.text_field, source_field=ic.source_field, source=ic.source,
+        encoding=ic.encoding, batch_rows=batch_rows, max_record_bytes=int(ic.max_record_mb * 2**20),
+        max_decompressed_bytes=int(ic.max_decompressed_gb * 2**30), max_ratio=ic.max_ratio,
+        salvage_truncated=ic.salvage_truncated,
+    )
+
+
+def make_plan(cfg: Config) -> Plan:
+    stages = cfg.build_stages()
+    sources = [ic.source for ic in cfg.input]
+    if len(set(sources)) != len(sources):
+        raise CorpusforgeError("bad_config", "each input block needs a distinct `source` name")
+    jobs, inputs = [], []
+    for ic in cfg.input:
+        _, files = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)
+        opts = read_options(ic, cfg.limits.batch_rows)
+        for p in plan_parts(files, ic.format, int(ic.split_mb * 2**20)):
+            jobs.append(Job(Part(len(jobs), p.file, p.start, p.end, p.first_line), opts))
+        inputs += [{"source": ic.source, "path": f.rel, "size": f.size, "sha256": f.sha256} for f in files]
+    rule_hashes = {}
+    for s in stages:
+        for f in s.files():
+            rule_hashes[f"{s.name}:{os.path.basename(f)}"] = sha256_file(f)
+    return Plan(cfg, stages, output_schemas(stages, DOC_SCHEMA), jobs, inputs, rule_hashes, cfg.output_dir())
+
+
+def resolved_config(cfg: Config) -> dict:
+    """The config as it ran, minus what must not change results (worker count)."""
+    d = cfg.model_dump(mode="json", by_alias=True)
+    d["engine"].pop("workers", None)
+    return d
+
+
+def resume_key(plan: Plan) -> dict:
+    return {
+        "config": resolved_config(plan.config),
+        "inputs": plan.inputs,
+        "rules": plan.rule_hashes,
+        "version": corpusforge.__version__,
+        "parts": [[j.part.file.rel, j.part.start, j.part.end] for j in plan.jobs],
+    }
+
+
+def part_name(i: int) -> str:
+    return f"part-{i:05d}"
+
+
+def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
+    """Creates or validates OUT; returns the indices of parts already committed."""
+    out = plan.out
+    state_path = os.path.join(out, "_state.json")
+    key = resume_key(plan)
+    if os.path.exists(out) and os.listdir(out):
+        if overwrite:
+            shutil.rmtree(out)
+        elif not resume:
+            raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
+        elif not os.path.exists(state_path):
+            raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
+        else:
+            with open(state_path, encoding="utf-8") as f:
+                old = json.load(f)
+            changed = [k for k in key if old.get(k) != key[k]]
+            if changed:
+                raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
+                                       "rerun without --resume into a new output (or --overwrite)")
+    for d in (*OUTPUT_DIRS, "_parts"):
+        os.makedirs(os.path.join(out, d), exist_ok=True)
+    write_json(state_path, key)
+    return _clean_uncommitted(out, len(plan.jobs))
+
+
+def _clean_uncommitted(out: str, nparts: int) -> set[int]:
+    """Keeps only files listed by committed part ledgers; deletes temp files and stray outputs."""
+    done, listed = set(), set()
+    parts_dir = os.path.join(out, "_parts")
+    for name in sorted(os.listdir(parts_dir)):
+        path = os.path.join(parts_dir, name)
+        if name.startswith(TMP_MARK) or not name.endswith(".json"):
+            os.unlink(path)
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            os.unlink(path)  # torn marker: the part reruns
+            continue
+        if rec.get("part", nparts) >= nparts or not all(
+            os.path.exists(os.path.join(out, fi["path"])) for fi in rec["files"]
+        ):
+            os.unlink(path)
+            continue
+        done.add(rec["part"])
+        listed.update(fi["path"] for fi in rec["files"])
+    for d in OUTPUT_DIRS:
+        for name in os.listdir(os.path.join(out, d)):
+            if f"{d}/{name}" not in listed:
+                os.unlink(os.path.join(out, d, name))
+    for name in os.listdir(out):
+        if name.startswith(TMP_MARK):
+            os.unlink(os.path.join(out, name))
+    return done
+
+
+def load_part_records(out: str) -> list[dict]:
+    parts_dir = os.path.join(out, "_parts")
+    recs = []
+    for name in sorted(os.listdir(parts_dir)):
+        if name.endswith(".json") and not name.startswith(TMP_MARK):
+            with open(os.path.join(parts_dir, name), encoding="utf-8") as f:
+                recs.append(json.load(f))
+    return sorted(recs, key=lambda r: r["part"])
+
+
+def aggregate(plan: Plan, recs: list[dict]) -> dict:
+    ingest = ledger.new_counts()
+    ingest["fixes"] = Counter()
+    stages = {s.name: ledger.new_counts() for s in plan.stages}
+    for r in recs:
+        ledger.merge(ingest, ledger.from_json(r["counts"][INGEST]))
+        for s in plan.stages:
+            if s.name in r["counts"]:
+                ledger.merge(stages[s.name], ledger.from_json(r["counts"][s.name]))
+    return {INGEST: ingest, **stages}
+
+
+def finish(plan: Plan, engine: str, started: float, workers: int) -> dict:
+    """Writes manifest.json (deterministic) and run_info.json (timings); enforces the quarantine limit."""
+    recs = load_part_records(plan.out)
+    if len(recs) != len(plan.jobs):
+        raise CorpusforgeError("incomplete_run", f"{len(recs)} of {len(plan.jobs)} parts committed")
+    counts = aggregate(plan, recs)
+    total_q = sum(sum(c["quarantined"].values()) for c in counts.values())
+    records = counts[INGEST]["in"]
+    hints = [h for r in recs for h in r.get("hints", [])]
+    frac = total_q / records if records else 0.0
+    limit = plan.config.limits.max_quarantine_fraction
+    status = "ok" if frac <= limit else "quarantine_limit_exceeded"
+    manifest = {
+        "corpusforge_version": corpusforge.__version__,
+        "pyarrow_version": pa.__version__,
+        "engine": engine,
+        "status": status,
+        "config": resolved_config(plan.config),
+        "rules": plan.rule_hashes,
+        "inputs": plan.inputs,
+        "stages": [{"name": INGEST, "key": INGEST, **ledger.to_json(counts[INGEST])}]
+        + [{"name": s.name, "key": s.key, **ledger.to_json(counts[s.name])} for s in plan.stages],
+        "files": [fi for r in recs for fi in r["files"]],
+        "totals": {"records": records, "kept": sum(fi["rows"] for r in recs for fi in r["files"] if fi["kind"] == "kept"),
+                   "quarantined": total_q},
+        "hints": hints,
+    }
+    faults.point("manifest:before_write")
+    write_json(os.path.join(plan.out, "manifest.json"), manifest)
+    write_json(os.path.join(plan.out, "run_info.json"),
+               {"finished_unix": time.time(), "seconds": round(time.time() - started, 3), "workers": workers})
+    if status != "ok":
+        hint = f" Hints: {'; '.join(hints[:3])}" if hints else ""
+        raise QuarantineLimitError(
+            "quarantine_limit",
+            f"{total_q} of {records} records quarantined ({frac:.2%} > limits.max_quarantine_fraction {limit:.2%}); "
+            f"see {plan.out}/quarantine/.{hint}",
+        )
+    return manifest
+
+
+def file_entry(out: str, path: str, kind: str, rows: int) -> dict:
+    return {"path": os.path.relpath(path, out).replace(os.sep, "/"), "kind": kind, "rows": rows,
+            "sha256": sha256_file(path)}
+
+
+def stable_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,112 @@
+"""The stage API. A stage holds only its validated parameters, maps pyarrow RecordBatches, never
+imports an engine, and loads heavy resources in setup(), once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.schema import score_column
+
+
+class Params(BaseModel):
+    """Base of every stage's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Verdict:
+    keep: np.ndarray  # bool, one per row
+    reason: list[str | None]  # "<check>" for dropped rows, None for kept ones
+
+
+class Stage:
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def files(self) -> list[str]:
+        """Rule/model files this stage reads: sha256-hashed into the manifest."""
+        return []
+
+    def setup(self) -> None:
+        """Load rules/models. Called once per worker before the first batch."""
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        return schema
+
+
+class MapStage(Stage):
+    """One row in, one row out (may add columns)."""
+
+    def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        raise NotImplementedError
+
+
+class FilterStage(Stage):
+    """score() writes `<stage>__<score>` columns; decide() turns them into keep + one reason per check."""
+
+    scores: ClassVar[dict[str, pa.DataType]] = {}
+
+    def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        raise NotImplementedError
+
+    def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
+        raise NotImplementedError
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        for s, t in self.scores.items():
+            schema = schema.append(pa.field(score_column(self.name, s), t))
+        return schema
+
+
+class GlobalStage(Stage):
+    """Needs all documents at once (dedup, sampling): runs as a plan over engine primitives.
+
+    run(engine) receives the engine's primitive interface (map batches, key + combine, join on id,
+    connected components, IO) and returns the per-id decisions as an Arrow table
+    (id, reason | null, duplicate_of | null). Engines persist the input first, so memory stays bounded.
+    """
+
+    def run(self, engine: Any, dataset: Any) -> Any:
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, dict[int, type[Stage]]] = {}
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    _REGISTRY.setdefault(cls.name, {})[cls.version] = cls
+    return cls
+
+
+def registry() -> dict[str, dict[int, type[Stage]]]:
+    import corpusforge.stages  # noqa: F401  (registers the built-ins)
+
+    return _REGISTRY
+
+
+def lookup(use: str) -> type[Stage]:
+    name, _, ver = use.partition("@")
+    versions = registry().get(name)
+    if not versions:
+        known = ", ".join(sorted(registry()))
+        raise CorpusforgeError("unknown_stage", f"no stage named {name!r} (registered: {known})")
+    if not ver:
+        return versions[max(versions)]
+    if not ver.isdigit() or int(ver) not in versions:
+        raise CorpusforgeError("unknown_stage", f"{name} has versions {sorted(versions)}, not {ver!r}")
+    return versions[int(ver)]

@@ -1,0 +1,3 @@
+"""Built-in stages register themselves on import."""
+
+from corpusforge.stages import basic  # noqa: F401
