@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import zlib
 from collections import Counter
@@ -199,7 +200,8 @@ def _iter_lines(part: Part, opts: ReadOptions, out: _Output) -> Iterator[tuple[i
             if want <= 0:
                 break
             try:
-                chunk = stream.read(want)
+                # read1: a truncated stream must not take the already-decoded prefix down with it
+                chunk = stream.read(want) if codec == "plain" else stream.read1(min(want, 1 << 18))
             except EOFError as e:
                 raise _FileLevelError("truncated_input", f"compressed stream ended early: {e}", total, line_no - 1)
             except (gzip.BadGzipFile, zlib.error, zstandard.ZstdError, OSError) as e:
@@ -462,6 +464,12 @@ READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "txt": read_txt}
 def read_part(part: Part, opts: ReadOptions) -> tuple[Iterator[pa.RecordBatch], _Output]:
     """Returns (document batches, output holder with quarantine rows and stats once exhausted)."""
     out = _Output(opts, part.file.rel)
+    try:
+        st = os.stat(part.file.path)
+    except OSError as e:
+        raise CorpusforgeError("input_changed", f"{part.file.rel}: {e.strerror} since the run was planned") from None
+    if (st.st_size, st.st_mtime_ns) != (part.file.size, part.file.mtime_ns):
+        raise CorpusforgeError("input_changed", f"{part.file.rel}: size or mtime changed since the run was planned")
     if part.file.size == 0:
         out.stats.fixes["empty_input_files"] += 1
         return iter(()), out

@@ -19,6 +19,12 @@ _STRIP = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F
 _LINEBREAKS = re.compile("\r\n|[\r\u2028\u2029\u0085\u000b\u000c]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _BLANKS = re.compile(r"\n{3,}")
+# Full-width punctuation that is correct in Chinese text: NFKC would turn it into ASCII.
+_ZH_PUNCT = re.compile("([\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f\uff5e])")
+
+
+def nfkc_keep_zh_punct(text: str) -> str:
+    return "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(_ZH_PUNCT.split(text)))
 
 
 @register
@@ -28,7 +34,7 @@ class Normalize(MapStage):
     name = "normalize"
 
     class Params(Params):
-        nfkc: bool = False  # NFKC turns full-width ASCII half-width but keeps Chinese punctuation
+        nfkc: bool = False  # full-width ASCII → half-width; Chinese punctuation (，！？：；（）～) is kept
         keep_ideographic_space: bool = False
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
@@ -37,7 +43,7 @@ class Normalize(MapStage):
     def normalize(self, text: str) -> str:
         text = _LINEBREAKS.sub("\n", text).translate(_STRIP)
         if self.params.nfkc:
-            text = unicodedata.normalize("NFKC", text)
+            text = nfkc_keep_zh_punct(text)
         if not self.params.keep_ideographic_space:
             text = _SPACES.sub(" ", text)
         text = "\n".join(line.strip() for line in text.split("\n"))
