@@ -63,3 +63,6 @@ def tree_digest(out: Path) -> dict[str, bytes]:
             if rel != "run_info.json":
                 res[rel] = p.read_bytes()
     return res
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
