@@ -1,0 +1,348 @@
+"""Engine primitives (DESIGN §4): the small interface every engine implements once, and that every
+global stage (dedup, sampling) is written against. No stage has an engine-specific twin, so local,
+Spark and Beam give the same answer for the same plan.
+
+Contract shared by all engines
+------------------------------
+* A dataset handle is opaque to stages: they only pass it between primitives. Local handles are
+  ordered lists of Parquet files (`Dataset`); Spark may use a DataFrame, Beam a PCollection.
+* Row order inside a dataset is unspecified; stages that persist results sort them first.
+* Functions given to `map_batches` are picklable, pure and deterministic:
+  `fn(pa.RecordBatch) -> pa.RecordBatch | pa.Table` with exactly the declared schema, any row count.
+* `combine` aggregates per key with min / max / sum / count (associative: engines may pre-combine
+  per batch, e.g. Spark partial aggregation, Beam combiner lifting). min/max work on strings too
+  (byte-wise UTF-8 order, the same on every engine).
+* `join` is an inner equi-join; output = left columns + right non-key columns (a name clash is an
+  error, rename first).
+* `connected_components(edges)`: edges have string columns `src`, `dst`; output (id, component)
+  for every node seen in an edge, component = the minimum id of the component.
+* Key hashing for partitioning uses `hash_column` (never Python's hash()), so partitions are the
+  same in every process and run.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.writers import ParquetSink
+
+# Column that carries a document's part index through a global stage (engine bookkeeping, not data).
+PART_COL = "_cf_part"
+# Schema every GlobalStage returns: one row per *removed* document.
+DECISION_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field(PART_COL, pa.int32(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),  # check name, e.g. "near_duplicate"
+    pa.field("duplicate_of", pa.string(), nullable=False),
+    pa.field("cluster_id", pa.string(), nullable=False),
+])
+EDGE_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string())])
+COMPONENT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("component", pa.string())])
+AGG_OPS = ("min", "max", "sum", "count")
+
+
+class Primitives(abc.ABC):
+    """What a global stage may ask of an engine. `name` arguments label steps (spill folders, UI)."""
+
+    @abc.abstractmethod
+    def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
+        """Apply fn to every batch of ds; returns a dataset with `schema`."""
+
+    @abc.abstractmethod
+    def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
+        """Group ds by keys; aggs = [(column, op, output name)], op in AGG_OPS. Output: keys + outputs."""
+
+    @abc.abstractmethod
+    def join(self, left, right, on: list[str], name: str):
+        """Inner equi-join on `on`."""
+
+    @abc.abstractmethod
+    def connected_components(self, edges, name: str, max_nodes: int | None = None):
+        """(src, dst) string edges -> (id, component = min id in its component)."""
+
+    @abc.abstractmethod
+    def from_table(self, table: pa.Table, name: str):
+        """A small driver-side table as a dataset."""
+
+    @abc.abstractmethod
+    def read(self, ds) -> Iterator[pa.RecordBatch]:
+        """Stream a dataset back to the driver (only for results known to be small, or streaming writes)."""
+
+    @abc.abstractmethod
+    def count(self, ds) -> int:
+        ...
+
+
+# ------------------------------------------------------------------------------------------ hashing
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3 64-bit finalizer (a bijection): spreads structured integers over all bits."""
+    h = h.astype(np.uint64, copy=True)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def _string_hash64(arr: pa.Array) -> np.ndarray:
+    """Vectorized 64-bit hash of each UTF-8 string: polynomial over bytes mod 2^64, then fmix64."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    if pa.types.is_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    elif pa.types.is_binary(arr.type):
+        arr = arr.cast(pa.large_binary())
+    n = len(arr)
+    offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lo, hi = offs[:-1], offs[1:]
+    data = data[offs[0]:offs[-1]]
+    lens = hi - lo
+    if not len(data):
+        return fmix64(lens.astype(np.uint64))
+    pos = np.arange(len(data), dtype=np.int64) - np.repeat(lo - offs[0], lens)
+    powers = np.cumprod(np.full(int(lens.max()) + 1, 0x100000001B3, np.uint64)) if lens.max() else np.ones(1, np.uint64)
+    with np.errstate(over="ignore"):
+        contrib = data.astype(np.uint64) * powers[pos]
+        cs = np.concatenate([np.zeros(1, np.uint64), np.cumsum(contrib, dtype=np.uint64)])
+        h = cs[hi - offs[0]] - cs[lo - offs[0]]
+        return fmix64(h ^ lens.astype(np.uint64))
+
+
+def hash_column(col) -> np.ndarray:
+    """Deterministic uint64 hash of an Arrow column (strings, integers)."""
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return _string_hash64(col)
+    if pa.types.is_integer(t):
+        v = np.asarray(col.to_numpy(zero_copy_only=False))
+        return fmix64(v.astype(np.int64).view(np.uint64))
+    raise CorpusforgeError("bad_key", f"cannot partition on a column of type {t}")
+
+
+def partition_of(table: pa.Table | pa.RecordBatch, keys: list[str], nparts: int) -> np.ndarray:
+    h = np.zeros(table.num_rows, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in keys:
+            h = h * np.uint64(0x9E3779B97F4A7C15) + hash_column(table.column(k))
+    return (fmix64(h) % np.uint64(nparts)).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------- local engine
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Local dataset handle: Parquet files in a fixed order, all with `schema`."""
+
+    paths: tuple[str, ...]
+    schema: pa.Schema
+
+    def rows(self) -> int:
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
+
+
+def _map_file(args) -> tuple[str, int]:
+    src, dst, fn, schema, batch_rows = args
+    sink = ParquetSink(dst, schema)
+    try:
+        for b in pq.ParquetFile(src).iter_batches(batch_size=batch_rows):
+            out = fn(b)
+            if out.schema != schema:
+                out = out.select(schema.names).cast(schema) if isinstance(out, pa.Table) else \
+                    pa.Table.from_batches([out]).select(schema.names).cast(schema)
+            sink.write(out)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return dst, sink.rows
+
+
+class LocalPrimitives(Primitives):
+    """Spills every intermediate to Parquet under `workdir`; memory per step is bounded by one input
+    batch (map), or one hash partition of ~`partition_rows` rows (combine, join)."""
+
+    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 2_000_000):
+        self.workdir, self.workers, self.batch_rows, self.partition_rows = workdir, workers, batch_rows, partition_rows
+        os.makedirs(workdir, exist_ok=True)
+        self._seq = 0
+
+    def _dir(self, name: str) -> str:
+        self._seq += 1
+        d = os.path.join(self.workdir, f"{self._seq:03d}-{name}")
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    # -- IO
+    def from_table(self, table: pa.Table, name: str) -> Dataset:
+        d = self._dir(name)
+        p = os.path.join(d, "part-00000.parquet")
+        s = ParquetSink(p, table.schema)
+        s.write(table)
+        s.commit()
+        return Dataset((p,), table.schema)
+
+    def dataset(self, paths: Iterable[str], schema: pa.Schema | None = None) -> Dataset:
+        paths = tuple(paths)
+        if schema is None:
+            schema = pq.read_schema(paths[0]) if paths else pa.schema([])
+        return Dataset(paths, schema)
+
+    def read(self, ds: Dataset) -> Iterator[pa.RecordBatch]:
+        for p in ds.paths:
+            yield from pq.ParquetFile(p).iter_batches(batch_size=self.batch_rows)
+
+    def read_table(self, ds: Dataset) -> pa.Table:
+        return pa.Table.from_batches(list(self.read(ds)), schema=ds.schema)
+
+    def count(self, ds: Dataset) -> int:
+        return ds.rows()
+
+    # -- map
+    def map_batches(self, ds: Dataset, fn: Callable, schema: pa.Schema, name: str) -> Dataset:
+        d = self._dir(name)
+        jobs = [(src, os.path.join(d, f"part-{i:05d}.parquet"), fn, schema, self.batch_rows) for i, src in enumerate(ds.paths)]
+        if self.workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=mp.get_context("fork")) as pool:
+                done = list(pool.map(_map_file, jobs))
+        else:
+            done = [_map_file(j) for j in jobs]
+        return Dataset(tuple(p for p, _ in done), schema)
+
+    # -- shuffle: hash-partition rows by key into nparts spill files (bounded buffers)
+    def _nparts(self, *dss: Dataset) -> int:
+        return max(1, math.ceil(sum(d.rows() for d in dss) / self.partition_rows))
+
+    def _shuffle(self, ds: Dataset, keys: list[str], nparts: int, name: str,
+                 pre: Callable[[pa.Table], pa.Table] | None = None, schema: pa.Schema | None = None) -> list[list[str]]:
+        schema = schema or ds.schema
+        if nparts == 1 and pre is None:
+            return [list(ds.paths)]
+        d = self._dir(name)
+        files: list[list[str]] = [[] for _ in range(nparts)]
+        buf: list[list[pa.Table]] = [[] for _ in range(nparts)]
+        buffered = 0
+
+        def flush():
+            nonlocal buffered
+            for k in range(nparts):
+                if buf[k]:
+                    p = os.path.join(d, f"p{k:05d}-{len(files[k]):05d}.parquet")
+                    s = ParquetSink(p, schema)
+                    s.write(pa.concat_tables(buf[k]))
+                    s.commit()
+                    files[k].append(p)
+                    buf[k] = []
+            buffered = 0
+
+        for b in self.read(ds):
+            t = pa.Table.from_batches([b])
+            if pre is not None:
+                t = pre(t)
+            if nparts == 1:
+                buf[0].append(t)
+            else:
+                part = partition_of(t, keys, nparts)
+                order = np.argsort(part, kind="stable")
+                t, part = t.take(pa.array(order)), part[order]
+                bounds = np.searchsorted(part, np.arange(nparts + 1))
+                for k in range(nparts):
+                    if bounds[k + 1] > bounds[k]:
+                        buf[k].append(t.slice(bounds[k], bounds[k + 1] - bounds[k]))
+            buffered += t.num_rows
+            if buffered >= self.partition_rows:
+                flush()
+        flush()
+        return files
+
+    def _read_files(self, paths: list[str], schema: pa.Schema) -> pa.Table:
+        return pa.concat_tables([pq.read_table(p) for p in paths]) if paths else schema.empty_table()
+
+    # -- combine per key
+    def combine(self, ds: Dataset, keys: list[str], aggs: list[tuple[str, str, str]], name: str) -> Dataset:
+        for _, op, _ in aggs:
+            if op not in AGG_OPS:
+                raise CorpusforgeError("bad_aggregate", f"combine op {op!r} not in {AGG_OPS}")
+        partial = [(c, op) for c, op, _ in aggs]
+        # pre-combine each batch (the map-side combiner) so hot keys never pile up in one partition
+        pre_names = [f"{c}_{op}" for c, op in partial]
+        pre_ops = {"min": "min", "max": "max", "sum": "sum", "count": "sum"}
+
+        def precombine(t: pa.Table) -> pa.Table:
+            g = t.group_by(keys, use_threads=False).aggregate(partial)
+            return g.select(keys + pre_names)
+
+        pre_schema = precombine(ds.schema.empty_table()).schema
+        parts = self._shuffle(ds, keys, self._nparts(ds), name + "-shuffle", pre=precombine, schema=pre_schema)
+        d = self._dir(name)
+        out_fields = [ds.schema.field(k) for k in keys]
+        out = []
+        for k, files in enumerate(parts):
+            t = self._read_files(files, pre_schema)
+            final = [(n, pre_ops[op]) for n, (_, op) in zip(pre_names, partial)]
+            g = t.group_by(keys, use_threads=False).aggregate(final)
+            g = g.select(keys + [f"{n}_{o}" for n, o in final])
+            g = g.rename_columns(keys + [o for _, _, o in aggs])
+            if not out_fields[len(keys):]:
+                out_fields += [g.schema.field(o) for _, _, o in aggs]
+            p = os.path.join(d, f"part-{k:05d}.parquet")
+            s = ParquetSink(p, g.schema)
+            s.write(g)
+            s.commit()
+            out.append((p, g.schema))
+        return Dataset(tuple(p for p, _ in out), out[0][1])
+
+    # -- join on key
+    def join(self, left: Dataset, right: Dataset, on: list[str], name: str) -> Dataset:
+        clash = (set(left.schema.names) & set(right.schema.names)) - set(on)
+        if clash:
+            raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
+        n = self._nparts(left, right)
+        lp = self._shuffle(left, on, n, name + "-left")
+        rp = self._shuffle(right, on, n, name + "-right")
+        d = self._dir(name)
+        out_schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
+        paths = []
+        for k in range(n):
+            lt, rt = self._read_files(lp[k], left.schema), self._read_files(rp[k], right.schema)
+            j = lt.join(rt, keys=on, join_type="inner", use_threads=False) if lt.num_rows and rt.num_rows \
+                else out_schema.empty_table()
+            j = j.select(out_schema.names).cast(out_schema)
+            p = os.path.join(d, f"part-{k:05d}.parquet")
+            s = ParquetSink(p, out_schema)
+            s.write(j)
+            s.commit()
+            paths.append(p)
+        return Dataset(tuple(paths), out_schema)
+
+    # -- connected components
+    def connected_components(self, edges: Dataset, name: str, max_nodes: int | None = None) -> Dataset:
+        from corpusforge.algorithms.components import components_min_id
+
+        src = [b.column("src") for b in self.read(edges)]
+        dst = [b.column("dst") for b in self.read(edges)]
+        s = pa.chunked_array(src, pa.string()) if src else pa.chunked_array([], pa.string())
+        t = pa.chunked_array(dst, pa.string()) if dst else pa.chunked_array([], pa.string())
+        ids, comp = components_min_id(s, t, max_nodes=max_nodes)
+        return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
