@@ -78,6 +78,11 @@ def _pairs_no_duplicates(pairs):
     return obj
 
 
+# One decoder for all lines (json.loads with kwargs builds a new one per call). strict=False: raw
+# control characters inside strings are kept for the cleaning stage to remove and count.
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant, strict=False)
+
+
 class _Output:
     """Accumulates documents and quarantine rows, and cuts them into RecordBatches."""
 
@@ -322,7 +327,7 @@ def _parse_record(raw: bytes, encoding: str, first: bool, opts: ReadOptions, out
     if not text.strip():
         return None
     try:
-        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant, strict=False)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise _RecordError("json_decode_error", f"{e.msg} (col {e.colno})") from None
     except RecursionError:
