@@ -181,8 +181,10 @@ class LocalPrimitives(Primitives):
     """Spills every intermediate to Parquet under `workdir`; memory per step is bounded by one input
     batch (map), or one hash partition of ~`partition_rows` rows (combine, join)."""
 
-    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 2_000_000):
-        self.workdir, self.workers, self.batch_rows, self.partition_rows = workdir, workers, batch_rows, partition_rows
+    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 2_000_000,
+                 partition_bytes: int = 256 * 2**20):
+        self.workdir, self.workers, self.batch_rows = workdir, workers, batch_rows
+        self.partition_rows, self.partition_bytes = partition_rows, partition_bytes
         os.makedirs(workdir, exist_ok=True)
         self._seq = 0
 
@@ -232,7 +234,10 @@ class LocalPrimitives(Primitives):
 
     # -- shuffle: hash-partition rows by key into nparts spill files (bounded buffers)
     def _nparts(self, *dss: Dataset) -> int:
-        return max(1, math.ceil(sum(d.rows() for d in dss) / self.partition_rows))
+        rows = sum(d.rows() for d in dss)
+        size = sum(pq.ParquetFile(p).metadata.row_group(i).total_byte_size
+                   for d in dss for p in d.paths for i in range(pq.ParquetFile(p).metadata.num_row_groups))
+        return max(1, math.ceil(rows / self.partition_rows), math.ceil(size / self.partition_bytes))
 
     def _shuffle(self, ds: Dataset, keys: list[str], nparts: int, name: str,
                  pre: Callable[[pa.Table], pa.Table] | None = None, schema: pa.Schema | None = None) -> list[list[str]]:
@@ -271,7 +276,7 @@ class LocalPrimitives(Primitives):
                     if bounds[k + 1] > bounds[k]:
                         buf[k].append(t.slice(bounds[k], bounds[k + 1] - bounds[k]))
             buffered += t.num_rows
-            if buffered >= self.partition_rows:
+            if buffered >= self.partition_rows or sum(x.nbytes for bl in buf for x in bl) >= self.partition_bytes:
                 flush()
         flush()
         return files

@@ -1,0 +1,233 @@
+"""Vectorized MinHash over whole batches, LSH banding, and exact Jaccard verification.
+
+Signatures follow datasketch ≥ 2.0's default "affine32" scheme bit for bit: for every shingle hash h,
+hv = fmix32(h); value_k = (a_k * hv + b_k) mod 2^32 with (a, b) drawn exactly as
+`datasketch.MinHash(num_perm, seed)` draws them; signature = min over shingles. So
+`signatures(texts)[i] == MinHash(num_perm, seed, hashfunc=shingle_hash32).update_batch(shingles(text_i))`
+and, with hash="sha1", equals datasketch's default hashfunc (sha1_hash32) too.
+
+The default shingle hash ("poly64") is a polynomial over the shingle's code points mod 2^64 followed by
+the MurmurHash3 64-bit finalizer; it is computed for every shingle of a batch at once in numpy (no
+Python loop per shingle). `shingle_hash32` is the same function for one shingle, for datasketch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import unicodedata
+
+import numpy as np
+
+_POLY = np.uint64(0x100000001B3)
+_U32 = np.uint64(0xFFFFFFFF)
+EMPTY = np.uint32(0xFFFFFFFF)  # signature value of a document with no shingles (datasketch's empty sketch)
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def shingle_hash64(shingle: str) -> int:
+    """The poly64 hash of one shingle (reference for the vectorized path)."""
+    h = 0
+    for ch in shingle:
+        h = (h * 0x100000001B3 + ord(ch)) & 0xFFFFFFFFFFFFFFFF
+    with np.errstate(over="ignore"):
+        return int(_fmix64(np.array([h], np.uint64))[0])
+
+
+def shingle_hash32(shingle: str) -> int:
+    """32-bit shingle hash as used in signatures; pass as datasketch's `hashfunc` to compare."""
+    return shingle_hash64(shingle) & 0xFFFFFFFF
+
+
+def sha1_hash32(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha1(data).digest()[:4], "little")
+
+
+# ------------------------------------------------------------------------------------ normalization
+
+
+@functools.lru_cache(maxsize=1)
+def _drop_table() -> np.ndarray:
+    """True for code points removed before shingling: whitespace, punctuation, controls, symbols' spacing."""
+    n = 0x30000  # planes 0-2 cover CJK; higher planes are kept as is
+    drop = np.zeros(0x110000, bool)
+    for cp in range(n):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] in "PZC":
+            drop[cp] = True
+    return drop
+
+
+def normalize_codepoints(texts: list[str], strip_punct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """NFKC + casefold each text, concatenate as code points, drop whitespace/punctuation.
+    Returns (code points uint32, offsets int64 of len(texts)+1)."""
+    norm = [unicodedata.normalize("NFKC", t).casefold() for t in texts]
+    cp = np.frombuffer("".join(norm).encode("utf-32-le", "surrogatepass"), np.uint32)
+    lens = np.fromiter((len(t) for t in norm), np.int64, len(norm))
+    doc = np.repeat(np.arange(len(texts)), lens)
+    if strip_punct:
+        keep = ~_drop_table()[cp]
+    else:
+        keep = ~np.isin(cp, np.array([9, 10, 11, 12, 13, 32, 0x3000, 0xA0], np.uint32))
+    cp, doc = cp[keep], doc[keep]
+    offs = np.zeros(len(texts) + 1, np.int64)
+    offs[1:] = np.cumsum(np.bincount(doc, minlength=len(texts)))
+    return cp, offs
+
+
+def normalized_text(text: str, strip_punct: bool = True) -> str:
+    cp, _ = normalize_codepoints([text], strip_punct)
+    return cp.tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def shingles(text: str, n: int = 5, strip_punct: bool = True) -> list[str]:
+    """The shingle strings of one text (reference/slow path; a text shorter than n is one shingle)."""
+    t = normalized_text(text, strip_punct)
+    if not t:
+        return []
+    if len(t) < n:
+        return [t]
+    return [t[i:i + n] for i in range(len(t) - n + 1)]
+
+
+def shingle_hashes(cp: np.ndarray, offs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """All shingle hashes of a batch. Returns (uint64 hashes, int64 doc index per hash), docs ascending."""
+    lens = np.diff(offs)
+    ndocs = len(lens)
+    nsh = np.where(lens >= n, lens - n + 1, np.minimum(lens, 1))
+    doc = np.repeat(np.arange(ndocs), nsh)
+    start = np.repeat(offs[:-1], nsh) + (np.arange(len(doc)) - np.repeat(np.cumsum(nsh) - nsh, nsh))
+    width = np.minimum(np.repeat(lens, nsh), n)
+    cp64 = np.concatenate([cp.astype(np.uint64), np.zeros(n, np.uint64)])
+    h = np.zeros(len(doc), np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(n):  # Horner over the n code points of every shingle at once
+            live = j < width
+            h = np.where(live, h * _POLY + cp64[start + j], h)
+        return _fmix64(h), doc
+
+
+class MinHasher:
+    """Batch MinHash with datasketch-compatible permutations."""
+
+    def __init__(self, num_perm: int = 128, seed: int = 1, ngram: int = 5, hash: str = "poly64",
+                 strip_punct: bool = True, chunk: int = 8192):
+        if hash not in ("poly64", "sha1"):
+            raise ValueError(f"hash must be poly64 or sha1, not {hash!r}")
+        self.num_perm, self.seed, self.ngram, self.hash, self.strip_punct, self.chunk = \
+            num_perm, seed, ngram, hash, strip_punct, chunk
+        gen = np.random.RandomState(seed)  # same draws, same order as datasketch's affine32 scheme
+        self.a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        self.b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+
+    def hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(32-bit shingle hashes, doc index), ascending doc order."""
+        if self.hash == "sha1":
+            hs, docs = [], []
+            for i, t in enumerate(texts):
+                for s in shingles(t, self.ngram, self.strip_punct):
+                    hs.append(sha1_hash32(s.encode("utf-8")))
+                    docs.append(i)
+            return np.array(hs, np.uint32), np.array(docs, np.int64)
+        cp, offs = normalize_codepoints(texts, self.strip_punct)
+        h, doc = shingle_hashes(cp, offs, self.ngram)
+        return (h & _U32).astype(np.uint32), doc
+
+    def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(uint32 [len(texts), num_perm] signatures, bool [len(texts)] has-shingles)."""
+        h, doc = self.hashes(texts)
+        return self.signatures_from_hashes(h, doc, len(texts))
+
+    def signatures_from_hashes(self, h: np.ndarray, doc: np.ndarray, ndocs: int) -> tuple[np.ndarray, np.ndarray]:
+        sig = np.full((ndocs, self.num_perm), EMPTY, np.uint32)
+        if not len(h):
+            return sig, np.zeros(ndocs, bool)
+        with np.errstate(over="ignore"):
+            hv = _fmix32(h.astype(np.uint32))
+            a, b = self.a[None, :], self.b[None, :]
+            for lo in range(0, len(hv), self.chunk):
+                hi = min(lo + self.chunk, len(hv))
+                vals = hv[lo:hi, None] * a + b  # uint32 wraparound == mod 2^32
+                d = doc[lo:hi]
+                seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+                red = np.minimum.reduceat(vals, seg, axis=0)
+                ds = d[seg]
+                sig[ds] = np.minimum(sig[ds], red)
+        has = np.zeros(ndocs, bool)
+        has[np.unique(doc)] = True
+        return sig, has
+
+
+# ------------------------------------------------------------------------------------------- LSH
+
+
+def _integral(f, lo: float, hi: float, steps: int = 2000) -> float:
+    """Composite Simpson's rule, vectorized."""
+    if hi <= lo:
+        return 0.0
+    x = np.linspace(lo, hi, steps + 1)
+    y = f(x)
+    w = np.ones(steps + 1)
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return float((hi - lo) / (3 * steps) * np.dot(w, y))
+
+
+def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands b, rows r), b*r <= num_perm, minimizing the weighted false-positive area
+    ∫_0^t P(candidate | s) ds and false-negative area ∫_t^1 (1 - P(candidate | s)) ds, where
+    P(candidate | s) = 1 - (1 - s^r)^b: the criterion datasketch's MinHashLSH uses."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError("threshold must be in (0, 1)")
+    best, opt = float("inf"), (0, 0)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = _integral(lambda s: 1 - (1 - s ** r) ** b, 0.0, threshold)
+            fn = _integral(lambda s: (1 - s ** r) ** b, threshold, 1.0)
+            err = fp * fp_weight + fn * fn_weight
+            if err < best:
+                best, opt = err, (b, r)
+    return opt
+
+
+def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """int64 [n, bands]: one 64-bit hash per band of r signature values (band index mixed in)."""
+    n = sig.shape[0]
+    out = np.empty((n, bands), np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(bands):
+            h = np.full(n, np.uint64(k + 1) * np.uint64(0x9E3779B97F4A7C15), np.uint64)
+            for j in range(k * rows, (k + 1) * rows):
+                h = _fmix64(h ^ sig[:, j].astype(np.uint64))
+            out[:, k] = h
+    return out.view(np.int64)
+
+
+# ------------------------------------------------------------------------------------- verification
+
+
+def jaccard_pairs(texts_a: list[str], texts_b: list[str], n: int = 5, strip_punct: bool = True) -> np.ndarray:
+    """Exact Jaccard of the 64-bit shingle-hash sets of each (a, b) pair."""
+    m = len(texts_a)
+    cp, offs = normalize_codepoints(list(texts_a) + list(texts_b), strip_punct)
+    h, doc = shingle_hashes(cp, offs, n)
+    uniq = np.unique(np.stack([doc, h.view(np.int64)], 1), axis=0)  # each doc's shingle set
+    size = np.bincount(uniq[:, 0], minlength=2 * m)
+    keys, cnt = np.unique(np.stack([uniq[:, 0] % m, uniq[:, 1]], 1), axis=0, return_counts=True)
+    inter = np.bincount(keys[cnt == 2, 0], minlength=m)  # a hash seen in both docs of pair i
+    union = size[:m] + size[m:] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)

@@ -1,0 +1,205 @@
+"""Exact and MinHash-LSH near-duplicate dedup, written once as plans over the engine primitives
+(corpusforge/engines/primitives.py), so local, Spark and Beam remove the same documents.
+
+Input: the documents that reached the stage (`id, source, text, …, _cf_part`).
+Output: one decision row per removed document (primitives.DECISION_SCHEMA); the representative of a
+cluster (the minimum id) is kept, every other member gets `duplicate_of` = representative and
+`cluster_id` = the cluster's minimum id.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalized_text, optimal_bands
+from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, PART_COL
+from corpusforge.errors import CorpusforgeError
+from corpusforge.stage import GlobalStage, Params, register
+
+KEY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32()), pa.field("key", pa.string())])
+BAND_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("band", pa.int32()), pa.field("bhash", pa.int64())])
+IDPART_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32())])
+
+
+def _texts(batch) -> list[str]:
+    return batch.column("text").to_pylist()
+
+
+# ------------------------------------------------------------------------------------- batch fns
+# Module-level functions (bound with functools.partial) so every engine can pickle them.
+
+
+def exact_keys(batch: pa.RecordBatch, strip_punct: bool) -> pa.RecordBatch:
+    keys = [hashlib.blake2b(normalized_text(t, strip_punct).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+            for t in _texts(batch)]
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32()), pa.array(keys, pa.string())],
+                                      schema=KEY_SCHEMA)
+
+
+def id_part(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32())], schema=IDPART_SCHEMA)
+
+
+def exact_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
+    keep = pc.not_equal(batch.column("id"), batch.column("min_id"))
+    b = batch.filter(keep)
+    n = b.num_rows
+    return pa.RecordBatch.from_arrays(
+        [b.column("id"), b.column(PART_COL), pa.array(["exact_duplicate"] * n, pa.string()), b.column("min_id"), b.column("min_id")],
+        schema=DECISION_SCHEMA)
+
+
+def minhash_bands(batch: pa.RecordBatch, num_perm: int, seed: int, ngram: int, strip_punct: bool, bands: int,
+                  rows: int) -> pa.RecordBatch:
+    hasher = _hasher(num_perm, seed, ngram, strip_punct)
+    sig, has = hasher.signatures(_texts(batch))
+    idx = np.flatnonzero(has)  # documents without any shingle (empty after normalization) are never near-dups
+    bh = band_hashes(sig[idx], bands, rows)
+    ids = batch.column("id").take(pa.array(np.repeat(idx, bands)))
+    return pa.RecordBatch.from_arrays([ids, pa.array(np.tile(np.arange(bands, dtype=np.int32), len(idx))),
+                                       pa.array(bh.reshape(-1))], schema=BAND_SCHEMA)
+
+
+@functools.lru_cache(maxsize=4)
+def _hasher(num_perm, seed, ngram, strip_punct) -> MinHasher:
+    return MinHasher(num_perm, seed, ngram, strip_punct=strip_punct)
+
+
+def multi_buckets(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch.filter(pc.greater(batch.column("n"), 1)).select(["band", "bhash", "min_id"])
+
+
+def star_edges(batch: pa.RecordBatch) -> pa.RecordBatch:
+    b = batch.filter(pc.not_equal(batch.column("id"), batch.column("min_id")))
+    return pa.RecordBatch.from_arrays([b.column("id"), b.column("min_id")], schema=EDGE_SCHEMA)
+
+
+def as_src_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], names=["src", "src_text"])
+
+
+def as_dst_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], names=["dst", "dst_text"])
+
+
+VERIFIED_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string()), pa.field("jaccard", pa.float64())])
+
+
+def verify_edges(batch: pa.RecordBatch, threshold: float, ngram: int, strip_punct: bool) -> pa.RecordBatch:
+    j = jaccard_pairs(batch.column("src_text").to_pylist(), batch.column("dst_text").to_pylist(), ngram, strip_punct)
+    keep = j >= threshold
+    return pa.RecordBatch.from_arrays([batch.column("src").filter(keep), batch.column("dst").filter(keep),
+                                       pa.array(j[keep], pa.float64())], schema=VERIFIED_SCHEMA)
+
+
+def drop_jaccard(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("src"), batch.column("dst")], schema=EDGE_SCHEMA)
+
+
+def near_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
+    b = batch.filter(pc.not_equal(batch.column("id"), batch.column("component")))
+    n = b.num_rows
+    return pa.RecordBatch.from_arrays(
+        [b.column("id"), b.column(PART_COL), pa.array(["near_duplicate"] * n, pa.string()), b.column("component"),
+         b.column("component")], schema=DECISION_SCHEMA)
+
+
+# ----------------------------------------------------------------------------------------- stages
+
+
+@register
+class DedupExact(GlobalStage):
+    """Exact dedup on a hash of the normalized text (NFKC, casefold, no whitespace/punctuation); keeps the minimum id."""
+
+    name = "dedup_exact"
+
+    class Params(Params):
+        strip_punct: bool = True  # ignore punctuation as well as whitespace when comparing texts
+
+    def run(self, engine: Any, docs: Any) -> Any:
+        keys = engine.map_batches(docs, functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA,
+                                  "exact-keys")
+        groups = engine.combine(keys, ["key"], [("id", "min", "min_id"), ("id", "count", "n")], "exact-groups")
+        groups = engine.map_batches(groups, _multi_key, pa.schema([pa.field("key", pa.string()), pa.field("min_id", pa.string())]),
+                                    "exact-dups")
+        members = engine.join(keys, groups, ["key"], "exact-members")
+        return engine.map_batches(members, exact_decisions, DECISION_SCHEMA, "exact-decisions")
+
+
+def _multi_key(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch.filter(pc.greater(batch.column("n"), 1)).select(["key", "min_id"])
+
+
+@register
+class DedupMinhash(GlobalStage):
+    """MinHash-LSH near-duplicate dedup: char n-gram shingles, bucket minimum, star edges, Jaccard check, components."""
+
+    name = "dedup_minhash"
+
+    class Params(Params):
+        threshold: float = Field(0.8, gt=0, lt=1)  # Jaccard similarity of shingle sets
+        ngram: int = Field(5, ge=1, le=32)
+        num_perm: int = Field(128, ge=2, le=1024)
+        seed: int = 1
+        bands: int | None = Field(None, ge=1)  # default: optimal for threshold (with rows)
+        rows: int | None = Field(None, ge=1)
+        verify: bool = True  # exact Jaccard of candidate pairs before they are merged
+        strip_punct: bool = True
+        max_cluster_size: int = Field(10_000, ge=2)  # larger clusters stop the run (false-positive guard)
+        max_components_nodes: int = Field(50_000_000, ge=1)
+        keep: Literal["min_id"] = "min_id"
+
+    def band_rows(self) -> tuple[int, int]:
+        p = self.params
+        if p.bands and p.rows:
+            if p.bands * p.rows > p.num_perm:
+                raise CorpusforgeError("bad_config", f"dedup_minhash: bands*rows {p.bands * p.rows} > num_perm {p.num_perm}")
+            return p.bands, p.rows
+        return optimal_bands(p.threshold, p.num_perm)
+
+    def run(self, engine: Any, docs: Any) -> Any:
+        p = self.params
+        b, r = self.band_rows()
+        fn = functools.partial(minhash_bands, num_perm=p.num_perm, seed=p.seed, ngram=p.ngram, strip_punct=p.strip_punct,
+                               bands=b, rows=r)
+        bands = engine.map_batches(docs, fn, BAND_SCHEMA, "minhash-bands")
+        # bucket minimum per (band, hash): combine-min, never a materialized bucket
+        buckets = engine.combine(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")], "minhash-buckets")
+        buckets = engine.map_batches(buckets, multi_buckets, pa.schema([pa.field("band", pa.int32()), pa.field("bhash", pa.int64()),
+                                                                        pa.field("min_id", pa.string())]), "minhash-multi")
+        edges = engine.map_batches(engine.join(bands, buckets, ["band", "bhash"], "minhash-members"), star_edges, EDGE_SCHEMA,
+                                   "minhash-star")
+        edges = engine.combine(edges, ["src", "dst"], [("src", "count", "bands")], "minhash-edges")
+        edges = engine.map_batches(edges, drop_jaccard, EDGE_SCHEMA, "minhash-distinct")
+        if p.verify:
+            texts_src = engine.map_batches(docs, as_src_text, pa.schema([("src", pa.string()), ("src_text", pa.string())]), "src-text")
+            texts_dst = engine.map_batches(docs, as_dst_text, pa.schema([("dst", pa.string()), ("dst_text", pa.string())]), "dst-text")
+            pairs = engine.join(engine.join(edges, texts_src, ["src"], "pairs-src"), texts_dst, ["dst"], "pairs-dst")
+            verified = engine.map_batches(pairs, functools.partial(verify_edges, threshold=p.threshold, ngram=p.ngram,
+                                                                   strip_punct=p.strip_punct), VERIFIED_SCHEMA, "verify")
+            edges = engine.map_batches(verified, drop_jaccard, EDGE_SCHEMA, "verified")
+        comps = engine.connected_components(edges, "components", max_nodes=p.max_components_nodes)
+        self._guard(engine, comps)
+        ids = engine.map_batches(docs, id_part, IDPART_SCHEMA, "id-part")
+        return engine.map_batches(engine.join(comps, ids, ["id"], "components-part"), near_decisions, DECISION_SCHEMA,
+                                  "near-decisions")
+
+    def _guard(self, engine: Any, comps: Any) -> None:
+        sizes = engine.combine(comps, ["component"], [("id", "count", "size")], "cluster-sizes")
+        big = [row for b in engine.read(sizes) for row in b.to_pylist() if row["size"] > self.params.max_cluster_size]
+        if big:
+            worst = max(big, key=lambda r: (r["size"], r["component"]))
+            members = sorted(i for b in engine.read(comps) for i, c in zip(b.column("id").to_pylist(), b.column("component").to_pylist())
+                             if c == worst["component"])[:5]
+            raise CorpusforgeError(
+                "dedup_mega_cluster",
+                f"{self.name}: cluster {worst['component']} has {worst['size']} members (e.g. {', '.join(members)}) > max_cluster_size "
+                f"{self.params.max_cluster_size} ({len(big)} such clusters): likely shared boilerplate or a transitive "
+                "chain; raise the threshold, keep verify on, or raise max_cluster_size")
