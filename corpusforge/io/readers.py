@@ -324,7 +324,7 @@ def _parse_record(raw: bytes, encoding: str, first: bool, opts: ReadOptions, out
     if first and text.startswith("\ufeff"):
         text = text[1:]
         out.stats.fixes["bom_stripped"] += 1
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON whitespace only: str.strip() would also eat \x1c-\x1f, U+3000...
         return None
     try:
         obj = _DECODER.decode(text)

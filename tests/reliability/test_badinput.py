@@ -378,3 +378,10 @@ def test_28_last_line_without_newline_vs_cut_record(tmp_path, good):
     out = run_ok(tmp_path, [tmp_path / "*.jsonl"])
     assert reasons(out) == {"truncated_last_record": 1}
     assert table(out, "kept").num_rows == 5
+
+
+def test_lines_of_non_json_whitespace_are_records_not_blank(tmp_path, good):
+    """Found by fuzzing: str.strip() treats \\x1c-\\x1f and U+3000 as whitespace, which silently skipped lines."""
+    (tmp_path / "a.jsonl").write_bytes(jl(good[:1]) + b"\x1c\n" + "\u3000".encode() + b"\n  \t\r\n" + jl(good[1:2]))
+    out = run_ok(tmp_path, [tmp_path / "a.jsonl"])
+    assert reasons(out) == {"json_decode_error": 2} and ingest(out)["fixes"] == {"blank_lines": 1}
