@@ -22,7 +22,7 @@ from corpusforge.io.writers import TMP_MARK, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
 from corpusforge.schema import DOC_SCHEMA, INGEST
-from corpusforge.stage import Stage
+from corpusforge.stage import GlobalStage, Stage
 
 OUTPUT_DIRS = ("kept", "rejects", "quarantine")
 
@@ -48,6 +48,29 @@ class Plan:
     @property
     def kept_schema(self) -> pa.Schema:
         return self.schemas[-1] if self.schemas else DOC_SCHEMA
+
+
+@dataclass
+class Phase:
+    """Per-row stages run part by part after an optional global stage (whose decisions are applied first).
+    Only the last phase writes OUT/kept|rejects|quarantine; earlier ones feed the next global stage."""
+
+    global_stage: GlobalStage | None
+    stages: list[Stage]
+    schemas: list[pa.Schema]
+    out_schema: pa.Schema
+    last: bool
+
+
+def phases(plan: Plan) -> list[Phase]:
+    out: list[Phase] = []
+    g, start = None, 0
+    for i, s in enumerate([*plan.stages, None]):
+        if s is None or isinstance(s, GlobalStage):
+            schema = plan.schemas[i - 1] if i > 0 else DOC_SCHEMA
+            out.append(Phase(g, plan.stages[start:i], plan.schemas[start:i], schema, s is None))
+            g, start = s, i + 1
+    return out
 
 
 def read_options(ic: InputConfig, batch_rows: int) -> ReadOptions:

@@ -76,7 +76,7 @@ def _drop_table() -> np.ndarray:
 def normalize_codepoints(texts: list[str], strip_punct: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """NFKC + casefold each text, concatenate as code points, drop whitespace/punctuation.
     Returns (code points uint32, offsets int64 of len(texts)+1)."""
-    norm = [unicodedata.normalize("NFKC", t).casefold() for t in texts]
+    norm = [(t if unicodedata.is_normalized("NFKC", t) else unicodedata.normalize("NFKC", t)).casefold() for t in texts]
     cp = np.frombuffer("".join(norm).encode("utf-32-le", "surrogatepass"), np.uint32)
     lens = np.fromiter((len(t) for t in norm), np.int64, len(norm))
     doc = np.repeat(np.arange(len(texts)), lens)
@@ -225,9 +225,15 @@ def jaccard_pairs(texts_a: list[str], texts_b: list[str], n: int = 5, strip_punc
     m = len(texts_a)
     cp, offs = normalize_codepoints(list(texts_a) + list(texts_b), strip_punct)
     h, doc = shingle_hashes(cp, offs, n)
-    uniq = np.unique(np.stack([doc, h.view(np.int64)], 1), axis=0)  # each doc's shingle set
-    size = np.bincount(uniq[:, 0], minlength=2 * m)
-    keys, cnt = np.unique(np.stack([uniq[:, 0] % m, uniq[:, 1]], 1), axis=0, return_counts=True)
-    inter = np.bincount(keys[cnt == 2, 0], minlength=m)  # a hash seen in both docs of pair i
+    o = np.lexsort((h, doc))
+    d, hh = doc[o], h[o]
+    first = np.r_[True, (d[1:] != d[:-1]) | (hh[1:] != hh[:-1])]
+    d, hh = d[first], hh[first]  # each doc's shingle set
+    size = np.bincount(d, minlength=2 * m)
+    pair = d % m
+    o = np.lexsort((hh, pair))
+    p2, h2 = pair[o], hh[o]
+    both = (p2[1:] == p2[:-1]) & (h2[1:] == h2[:-1])  # a hash present in both docs of the pair
+    inter = np.bincount(p2[1:][both], minlength=m)
     union = size[:m] + size[m:] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)

@@ -1,73 +1,176 @@
 """The default engine: streams each part through the stages in a process pool, bounded memory,
-one committed set of files + ledger marker per part, so --resume skips what is done."""
+one committed set of files + ledger marker per part, so --resume skips what is done.
+
+Global stages (dedup) split the stage list into phases. Phase 0 reads the input; every phase runs its
+per-row stages part by part. A phase that ends at a global stage writes its survivors to a staging
+area (OUT/_global/s<k>/, committed per part with its own marker, like final parts); then the global
+stage runs once over all staged parts through the engine primitives (spilling to Parquet) and commits
+its decisions partitioned by part (OUT/_global/g<k>/, marker last). The next phase applies those
+decisions per part (rejects carry `duplicate_of`), runs the following per-row stages, and so on; the
+last phase writes OUT/kept|rejects|quarantine and the final ledger marker in OUT/_parts exactly as a
+run without global stages does, so resume, manifests and the audit are unchanged."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from corpusforge import faults, ledger
+from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimitives
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io.readers import quarantine_table, read_part
-from corpusforge.io.writers import ParquetSink, write_json
-from corpusforge.pipeline import apply_stages
-from corpusforge.runner import Job, Plan, file_entry, finish, part_name, prepare_output
+from corpusforge.io.writers import TMP_MARK, ParquetSink, write_json
+from corpusforge.pipeline import apply_stages, reject_rows
+from corpusforge.runner import Job, Phase, Plan, file_entry, finish, part_name, phases, prepare_output
 from corpusforge.schema import INGEST, QUARANTINE_SCHEMA, REJECT_SCHEMA
+from corpusforge.stage import GlobalStage
 
 _worker: dict = {}
+GLOBAL_DIR = "_global"
+CLUSTER_META = "_cf_dedup_cluster"  # meta key on dedup rejects: the cluster id
 
 
 def _init_worker(plan: Plan, progress) -> None:
     for s in plan.stages:
-        s.setup()
-    _worker.update(plan=plan, progress=progress)
+        if not isinstance(s, GlobalStage):
+            s.setup()
+    _worker.update(plan=plan, progress=progress, phases=phases(plan))
 
 
-def _run_part(job: Job) -> dict:
+def _staged(out: str, k: int) -> str:
+    return os.path.join(out, GLOBAL_DIR, f"s{k}")
+
+
+def _decided(out: str, k: int) -> str:
+    return os.path.join(out, GLOBAL_DIR, f"g{k}")
+
+
+def _load_decisions(out: str, k: int, part: int) -> dict:
+    with open(os.path.join(_decided(out, k), "done.json"), encoding="utf-8") as f:
+        files = json.load(f)["parts"].get(str(part), [])
+    t = pa.concat_tables([pq.read_table(os.path.join(out, p)) for p in files]) if files else DECISION_SCHEMA.empty_table()
+    return {i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))}
+
+
+def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict, counts: dict, used: list):
+    """Routes the rows a global stage decided to remove into rejects (with duplicate_of and the cluster id)."""
+    c = counts.setdefault(stage.name, ledger.new_counts())
+    c["in"] += batch.num_rows
+    ids = batch.column("id").to_pylist()
+    idx = np.array([i for i, x in enumerate(ids) if x in decisions], np.int64)
+    rejects = None
+    if len(idx):
+        dec = [decisions[ids[i]] for i in idx]
+        used[0] += len(idx)
+        reasons = [f"{stage.name}:{r}" for r, _, _ in dec]
+        for r in reasons:
+            c["dropped"][r] += 1
+        rejects = reject_rows(batch, idx, stage.name, reasons, [d for _, d, _ in dec])
+        metas = [list(m or []) + [(CLUSTER_META, cl)] for m, (_, _, cl) in zip(rejects.column("meta").to_pylist(), dec)]
+        rejects = rejects.set_column(rejects.schema.get_field_index("meta"), "meta",
+                                     pa.array(metas, REJECT_SCHEMA.field("meta").type))
+        keep = np.ones(batch.num_rows, bool)
+        keep[idx] = False
+        batch = batch.filter(pa.array(keep))
+    c["kept"] += batch.num_rows
+    return batch, rejects
+
+
+def _run_part(task: tuple[int, Job]) -> dict:
+    k, job = task
     plan: Plan = _worker["plan"]
+    ph: Phase = _worker["phases"][k]
     progress = _worker["progress"]
     out, name = plan.out, part_name(job.part.index)
-    sinks = {
-        "kept": ParquetSink(os.path.join(out, "kept", f"{name}.parquet"), plan.kept_schema),
-        "rejects": ParquetSink(os.path.join(out, "rejects", f"{name}.parquet"), REJECT_SCHEMA),
-    }
+    final = ph.last
+    if final:
+        sinks = {"kept": ParquetSink(os.path.join(out, "kept", f"{name}.parquet"), plan.kept_schema),
+                 "rejects": ParquetSink(os.path.join(out, "rejects", f"{name}.parquet"), REJECT_SCHEMA)}
+    else:
+        sdir = _staged(out, k)
+        sinks = {"kept": ParquetSink(os.path.join(sdir, f"{name}.parquet"), ph.out_schema.append(pa.field(PART_COL, pa.int32()))),
+                 "rejects": ParquetSink(os.path.join(sdir, f"rejects-{name}.parquet"), REJECT_SCHEMA)}
     counts: dict = {}
     q_rows: list[dict] = []
     try:
-        batches, reader = read_part(job.part, job.read)
+        if k == 0:
+            batches, reader = read_part(job.part, job.read)
+            prev, decisions = None, None
+        else:
+            with open(os.path.join(_staged(out, k - 1), f"{name}.json"), encoding="utf-8") as f:
+                prev = json.load(f)
+            for p in prev["files"]:
+                if p["kind"] == "rejects":
+                    sinks["rejects"].write(pq.read_table(os.path.join(out, p["path"])))
+            decisions = _load_decisions(out, k, job.part.index)
+            src = pq.ParquetFile(os.path.join(_staged(out, k - 1), f"{name}.parquet"))
+            batches = (b.drop_columns([PART_COL]) for b in src.iter_batches(batch_size=plan.config.limits.batch_rows))
+            reader = None
+        used = [0]
         for batch in batches:
-            kept, rejects, quarantine = apply_stages(plan.stages, plan.schemas, batch, counts)
+            n_in = batch.num_rows
+            if decisions is not None:
+                batch, rej = _apply_decisions(ph.global_stage, batch, decisions, counts, used)
+                if rej is not None:
+                    sinks["rejects"].write(rej)
+            kept, rejects, quarantine = apply_stages(ph.stages, ph.schemas, batch, counts)
+            if not final:
+                kept = pa.RecordBatch.from_arrays(kept.columns + [pa.array(np.full(kept.num_rows, job.part.index, np.int32))],
+                                                  schema=sinks["kept"].schema)
             sinks["kept"].write(kept)
             for r in rejects:
                 sinks["rejects"].write(r)
             q_rows += quarantine
-            if progress is not None:
-                progress.put((batch.num_rows, batch.column("text").nbytes, kept.num_rows))
-        if reader.discarded:
+            if progress is not None and final:
+                progress.put((n_in, batch.column("text").nbytes, kept.num_rows))
+        if decisions is not None and used[0] != len(decisions):
+            raise CorpusforgeError("global_mismatch", f"{ph.global_stage.name}: {len(decisions) - used[0]} decisions for "
+                                   f"part {job.part.index} name ids that are not in the part")
+        if reader is not None and reader.discarded:
             # the reader discarded the part (truncated/corrupt file): so is everything derived from it
-            for k, s in list(sinks.items()):
+            for key, s in list(sinks.items()):
                 s.abort()
-                sinks[k] = ParquetSink(s.final, s.schema)
+                sinks[key] = ParquetSink(s.final, s.schema)
             counts, q_rows = {}, []
-        ing = ledger.new_counts()
-        ing.update(**{"in": reader.stats.records, "kept": reader.stats.docs})
-        ing["quarantined"].update(reader.stats.quarantined)
-        ing["fixes"] = reader.stats.fixes
-        if reader.stats.records == 0:
-            ing["fixes"]["empty_input_files"] = 1
+        if prev is None:
+            ing = ledger.new_counts()
+            ing.update(**{"in": reader.stats.records, "kept": reader.stats.docs})
+            ing["quarantined"].update(reader.stats.quarantined)
+            ing["fixes"] = reader.stats.fixes
+            if reader.stats.records == 0:
+                ing["fixes"]["empty_input_files"] = 1
+            all_counts = {INGEST: ing}
+            hints = reader.stats.hints
+            q_prev = reader.quarantine
+        else:
+            all_counts = {s: ledger.from_json(c) for s, c in prev["counts"].items()}
+            hints = prev["hints"]
+            q_prev = []
+        for s, c in counts.items():
+            ledger.merge(all_counts.setdefault(s, ledger.new_counts()), c)
         files = []
-        q_all = reader.quarantine + q_rows
-        if q_all:
-            qs = ParquetSink(os.path.join(out, "quarantine", f"{name}.parquet"), QUARANTINE_SCHEMA)
+        q_files = [p for p in (prev or {}).get("files", []) if p["kind"] == "quarantine"]
+        if q_prev or q_rows or q_files:
+            qpath = os.path.join(out, "quarantine", f"{name}.parquet") if final else os.path.join(sdir, f"quarantine-{name}.parquet")
+            qs = ParquetSink(qpath, QUARANTINE_SCHEMA)
             sinks["quarantine"] = qs
-            qs.write(quarantine_table(q_all))
+            for p in q_files:
+                qs.write(pq.read_table(os.path.join(out, p["path"])))
+            if q_prev or q_rows:
+                qs.write(quarantine_table(q_prev + q_rows))
         for kind, s in sinks.items():
             if kind == "kept" or s.rows:
                 s.commit()
@@ -75,10 +178,9 @@ def _run_part(job: Job) -> dict:
             else:
                 s.abort()
         rec = {"part": job.part.index, "input": job.part.file.rel, "start": job.part.start,
-               "counts": {INGEST: ledger.to_json(ing), **{k: ledger.to_json(v) for k, v in counts.items()}},
-               "files": files, "hints": reader.stats.hints}
+               "counts": {s: ledger.to_json(c) for s, c in all_counts.items()}, "files": files, "hints": hints}
         faults.point("part:before_marker")
-        write_json(os.path.join(out, "_parts", f"{name}.json"), rec)
+        write_json(os.path.join(out, "_parts", f"{name}.json") if final else os.path.join(sdir, f"{name}.json"), rec)
         faults.point("part:after_marker")
         return rec
     except BaseException:
@@ -87,10 +189,69 @@ def _run_part(job: Job) -> dict:
         raise
 
 
+def _clean_staged(out: str, k: int, nparts: int) -> set[int]:
+    """Committed staging parts of phase k; removes temp files and files no marker lists."""
+    d = _staged(out, k)
+    os.makedirs(d, exist_ok=True)
+    done, listed = set(), set()
+    for name in sorted(os.listdir(d)):
+        if not name.endswith(".json") or name.startswith(TMP_MARK):
+            continue
+        path = os.path.join(d, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            os.unlink(path)
+            continue
+        if rec.get("part", nparts) >= nparts or not all(os.path.exists(os.path.join(out, fi["path"])) for fi in rec["files"]):
+            os.unlink(path)
+            continue
+        done.add(rec["part"])
+        listed.update(os.path.basename(fi["path"]) for fi in rec["files"])
+        listed.add(name)
+    for name in os.listdir(d):
+        if name not in listed:
+            os.unlink(os.path.join(d, name))
+    return done
+
+
+def _run_global(plan: Plan, k: int, workers: int) -> None:
+    """Runs global stage k over all staged parts of phase k-1; commits decisions per part, marker last."""
+    ph = phases(plan)[k]
+    gdir = _decided(plan.out, k)
+    if os.path.exists(os.path.join(gdir, "done.json")):
+        return
+    shutil.rmtree(gdir, ignore_errors=True)
+    os.makedirs(gdir)
+    engine = LocalPrimitives(os.path.join(gdir, "work"), workers=workers, batch_rows=plan.config.limits.batch_rows)
+    sdir = _staged(plan.out, k - 1)
+    docs = engine.dataset([os.path.join(sdir, f"{part_name(j.part.index)}.parquet") for j in plan.jobs])
+    decisions = ph.global_stage.run(engine, docs)
+    by_part = engine.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
+    parts, total = {}, 0
+    for part, paths in enumerate(by_part):
+        if not paths:
+            continue
+        t = pa.concat_tables([pq.read_table(p) for p in paths]).cast(DECISION_SCHEMA)
+        t = t.take(pc.sort_indices(t, [("id", "ascending")]))
+        if pc.count_distinct(t.column("id")).as_py() != t.num_rows:
+            raise CorpusforgeError("global_mismatch", f"{ph.global_stage.name}: a document got two decisions")
+        rel = os.path.join(GLOBAL_DIR, f"g{k}", f"decisions-{part_name(part)}.parquet")
+        s = ParquetSink(os.path.join(plan.out, rel), DECISION_SCHEMA)
+        s.write(t)
+        s.commit()
+        parts[str(part)] = [rel.replace(os.sep, "/")]
+        total += t.num_rows
+    shutil.rmtree(os.path.join(gdir, "work"), ignore_errors=True)
+    faults.point("global:before_marker")
+    write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts})
+
+
 def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = False, progress: bool | None = None) -> dict:
     started = time.time()
     done = prepare_output(plan, resume, overwrite)
-    todo = [j for j in plan.jobs if j.part.index not in done]
+    phs = phases(plan)
     bar = tqdm(total=len(plan.jobs), initial=len(done), unit="part", disable=progress is False if progress is not None else None,
                dynamic_ncols=True, desc=f"corpusforge {plan.config.run.name}")
     stats = {"docs": 0, "bytes": 0, "kept": 0}
@@ -103,21 +264,36 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
         bar.set_postfix_str(f"docs={stats['docs']} MB={stats['bytes'] / 2**20:.1f} docs/s={rate:.0f} "
                             f"kept={stats['kept']} dropped={stats['docs'] - stats['kept']}", refresh=True)
 
+    if len(done) < len(plan.jobs):
+        for k, ph in enumerate(phs):
+            if ph.last:
+                todo = [(k, j) for j in plan.jobs if j.part.index not in done]
+                _execute(plan, todo, workers, bar, on_progress)
+            elif not os.path.exists(os.path.join(_decided(plan.out, k + 1), "done.json")):
+                staged = _clean_staged(plan.out, k, len(plan.jobs))
+                _execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress)
+                _run_global(plan, k + 1, workers)
+    bar.close()
+    manifest = finish(plan, "local", started, workers)
+    shutil.rmtree(os.path.join(plan.out, GLOBAL_DIR), ignore_errors=True)
+    return manifest
+
+
+def _execute(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
     if workers <= 1 or len(todo) <= 1:
         q: queue.Queue = queue.Queue()
         _init_worker(plan, q)
-        for job in todo:
-            _run_part(job)
+        for task in todo:
+            _run_part(task)
             while not q.empty():
                 on_progress(q.get())
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
     else:
         _parallel(plan, todo, workers, bar, on_progress)
-    bar.close()
-    return finish(plan, "local", started, workers)
 
 
-def _parallel(plan: Plan, todo: list[Job], workers: int, bar, on_progress) -> None:
+def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
     ctx = mp.get_context("fork")
     progress = ctx.Queue()
     stop = threading.Event()
@@ -135,12 +311,13 @@ def _parallel(plan: Plan, todo: list[Job], workers: int, bar, on_progress) -> No
     t.start()
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(plan, progress)) as pool:
-            pending = {pool.submit(_run_part, j) for j in todo}
+            pending = {pool.submit(_run_part, task) for task in todo}
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
                     f.result()
-                    bar.update(1)
+                    if bar is not None:
+                        bar.update(1)
     except BrokenProcessPool:
         raise CorpusforgeError("worker_died", "a worker process died (killed or out of memory); "
                                "committed parts are kept: rerun with --resume") from None

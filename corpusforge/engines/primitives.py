@@ -239,18 +239,23 @@ class LocalPrimitives(Primitives):
                    for d in dss for p in d.paths for i in range(pq.ParquetFile(p).metadata.num_row_groups))
         return max(1, math.ceil(rows / self.partition_rows), math.ceil(size / self.partition_bytes))
 
+    def partition_by_value(self, ds: Dataset, col: str, nparts: int, name: str) -> list[list[str]]:
+        """Spill files per value of an integer column in [0, nparts) (e.g. decisions per part)."""
+        return self._shuffle(ds, [col], nparts, name, by_value=True)
+
     def _shuffle(self, ds: Dataset, keys: list[str], nparts: int, name: str,
-                 pre: Callable[[pa.Table], pa.Table] | None = None, schema: pa.Schema | None = None) -> list[list[str]]:
+                 pre: Callable[[pa.Table], pa.Table] | None = None, schema: pa.Schema | None = None,
+                 by_value: bool = False) -> list[list[str]]:
         schema = schema or ds.schema
-        if nparts == 1 and pre is None:
+        if nparts == 1 and pre is None and not by_value:
             return [list(ds.paths)]
         d = self._dir(name)
         files: list[list[str]] = [[] for _ in range(nparts)]
         buf: list[list[pa.Table]] = [[] for _ in range(nparts)]
-        buffered = 0
+        buffered = buffered_bytes = 0
 
         def flush():
-            nonlocal buffered
+            nonlocal buffered, buffered_bytes
             for k in range(nparts):
                 if buf[k]:
                     p = os.path.join(d, f"p{k:05d}-{len(files[k]):05d}.parquet")
@@ -259,16 +264,17 @@ class LocalPrimitives(Primitives):
                     s.commit()
                     files[k].append(p)
                     buf[k] = []
-            buffered = 0
+            buffered = buffered_bytes = 0
 
         for b in self.read(ds):
             t = pa.Table.from_batches([b])
             if pre is not None:
                 t = pre(t)
-            if nparts == 1:
+            if nparts == 1 and not by_value:
                 buf[0].append(t)
             else:
-                part = partition_of(t, keys, nparts)
+                part = (np.asarray(t.column(keys[0]).to_numpy(), np.int64) if by_value
+                        else partition_of(t, keys, nparts))
                 order = np.argsort(part, kind="stable")
                 t, part = t.take(pa.array(order)), part[order]
                 bounds = np.searchsorted(part, np.arange(nparts + 1))
@@ -276,7 +282,8 @@ class LocalPrimitives(Primitives):
                     if bounds[k + 1] > bounds[k]:
                         buf[k].append(t.slice(bounds[k], bounds[k + 1] - bounds[k]))
             buffered += t.num_rows
-            if buffered >= self.partition_rows or sum(x.nbytes for bl in buf for x in bl) >= self.partition_bytes:
+            buffered_bytes += t.nbytes
+            if buffered >= self.partition_rows or buffered_bytes >= self.partition_bytes:
                 flush()
         flush()
         return files
