@@ -68,6 +68,7 @@ def audit(run_dir: str) -> list[str]:
         problems.append("duplicate ids across kept parts")
 
     stages = m["stages"]
+    problems += _check_duplicate_of(paths["rejects"], ids, [st["name"] for st in stages])
     # Recompute the chain from the data: ingest → stage 1 → … → kept files.
     flow = kept_rows + sum(rejected.values()) + sum(v for (s, _), v in quarantined.items() if s != INGEST)
     expect = {}
@@ -92,3 +93,20 @@ def audit(run_dir: str) -> list[str]:
     if m["totals"]["kept"] != kept_rows:
         problems.append(f"totals.kept {m['totals']['kept']} != {kept_rows} rows in kept files")
     return problems
+
+
+def _check_duplicate_of(reject_paths: list[str], kept_ids: set, stage_names: list[str]) -> list[str]:
+    """A dedup reject's `duplicate_of` must name a document that survived that stage: kept, or dropped by a later stage."""
+    order = {n: i for i, n in enumerate(stage_names)}
+    dropped_at: dict = {}
+    dups = []
+    for p in reject_paths:
+        t = pq.read_table(p, columns=["id", "stage", "duplicate_of"])
+        for i, s, d in zip(*(t.column(c).to_pylist() for c in ("id", "stage", "duplicate_of"))):
+            dropped_at[i] = order.get(s, -1)
+            if d is not None:
+                dups.append((i, order.get(s, -1), d))
+    bad = [(i, d) for i, s, d in dups if d == i or not (d in kept_ids or dropped_at.get(d, -1) > s)]
+    if bad:
+        return [f"{len(bad)} rejects have a duplicate_of that did not survive their stage (e.g. {bad[0][0]} -> {bad[0][1]})"]
+    return []
