@@ -41,6 +41,7 @@ def test_giant_line_bounded_memory(tmp_path):
             f.write(json.dumps({"text": "正常的文本" * 40}, ensure_ascii=False).encode() + b"\n")
     cfg = write_config(tmp_path, [path], input_opts={"split_mb": 4096})
     rc, mb = peak_rss_mb(cfg)
+    print(f"giant line: peak RSS {mb} MiB")
     assert rc == 0 and mb < 1024, mb
 
 
@@ -52,6 +53,7 @@ def test_decompression_bomb_bounded(tmp_path):
             f.write(b"\0" * (1 << 20))
     cfg = write_config(tmp_path, [path])
     rc, mb = peak_rss_mb(cfg)
+    print(f"bomb: peak RSS {mb} MiB")
     assert rc == 0 and mb < 512, mb
 
 
