@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.rules_files import sha256_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -59,14 +59,6 @@ def codec_from_extension(path: str) -> str:
     return "plain"
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_regular(path: str) -> os.stat_result:
     try:
         st = os.stat(path)  # follows symlinks: a broken one fails here
@@ -114,7 +106,7 @@ def expand_inputs(patterns: list[str], base_dir: str, root: str | None, fmt: str
         rel = os.path.relpath(p, root)
         if rel.startswith(".."):
             raise CorpusforgeError("bad_input_root", f"{p} is outside input.root {root}")
-        files.append(InputFile(p, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, _sha256(p)))
+        files.append(InputFile(p, rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns, sha256_file(p)))
     return root, files
 
 
