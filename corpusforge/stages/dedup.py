@@ -151,6 +151,9 @@ class DedupMinhash(GlobalStage):
         bands: int | None = Field(None, ge=1)  # default: optimal for threshold (with rows)
         rows: int | None = Field(None, ge=1)
         verify: bool = True  # exact Jaccard of candidate pairs before they are merged
+        # weights of the band/row optimisation; default (0.5, 0.5) without verification, and (0.1, 0.9) with it:
+        # verification removes false candidates, so missing true pairs is the costlier error
+        fn_weight: float | None = Field(None, gt=0, lt=1)
         strip_punct: bool = True
         max_cluster_size: int = Field(10_000, ge=2)  # larger clusters stop the run (false-positive guard)
         max_components_nodes: int = Field(50_000_000, ge=1)
@@ -162,7 +165,8 @@ class DedupMinhash(GlobalStage):
             if p.bands * p.rows > p.num_perm:
                 raise CorpusforgeError("bad_config", f"dedup_minhash: bands*rows {p.bands * p.rows} > num_perm {p.num_perm}")
             return p.bands, p.rows
-        return optimal_bands(p.threshold, p.num_perm)
+        fn = p.fn_weight if p.fn_weight is not None else (0.9 if p.verify else 0.5)
+        return optimal_bands(p.threshold, p.num_perm, 1 - fn, fn)
 
     def run(self, engine: Any, docs: Any) -> Any:
         p = self.params
