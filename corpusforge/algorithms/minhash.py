@@ -18,6 +18,8 @@ import hashlib
 import unicodedata
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _POLY = np.uint64(0x100000001B3)
 _U32 = np.uint64(0xFFFFFFFF)
@@ -73,26 +75,34 @@ def _drop_table() -> np.ndarray:
     return drop
 
 
-def normalize_codepoints(texts: list[str], strip_punct: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """NFKC + casefold each text, concatenate as code points, drop whitespace/punctuation.
+def normalize_codepoints(texts, strip_punct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """NFKC + lowercase (Arrow's kernels, the same on every engine), concatenated as code points, with
+    whitespace/punctuation/control characters dropped. texts: list of str or an Arrow string array.
     Returns (code points uint32, offsets int64 of len(texts)+1)."""
-    norm = [(t if unicodedata.is_normalized("NFKC", t) else unicodedata.normalize("NFKC", t)).casefold() for t in texts]
-    cp = np.frombuffer("".join(norm).encode("utf-32-le", "surrogatepass"), np.uint32)
-    lens = np.fromiter((len(t) for t in norm), np.int64, len(norm))
-    doc = np.repeat(np.arange(len(texts)), lens)
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.string())
+    arr = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(arr, ""), "NFKC")).cast(pa.large_string())
+    n = len(arr)
+    lens = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
+    boffs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1] if n else np.zeros(1, np.int64)
+    data = arr.buffers()[2]
+    raw = data.to_pybytes()[boffs[0]:boffs[-1]] if data is not None and n else b""
+    cp = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), np.uint32)
+    doc = np.repeat(np.arange(n), lens)
     if strip_punct:
         keep = ~_drop_table()[cp]
     else:
         keep = ~np.isin(cp, np.array([9, 10, 11, 12, 13, 32, 0x3000, 0xA0], np.uint32))
     cp, doc = cp[keep], doc[keep]
-    offs = np.zeros(len(texts) + 1, np.int64)
-    offs[1:] = np.cumsum(np.bincount(doc, minlength=len(texts)))
+    offs = np.zeros(n + 1, np.int64)
+    offs[1:] = np.cumsum(np.bincount(doc, minlength=n))
     return cp, offs
 
 
 def normalized_text(text: str, strip_punct: bool = True) -> str:
     cp, _ = normalize_codepoints([text], strip_punct)
-    return cp.tobytes().decode("utf-32-le", "surrogatepass")
+    return cp.tobytes().decode("utf-32-le")
 
 
 def shingles(text: str, n: int = 5, strip_punct: bool = True) -> list[str]:
@@ -106,27 +116,41 @@ def shingles(text: str, n: int = 5, strip_punct: bool = True) -> list[str]:
 
 
 def shingle_hashes(cp: np.ndarray, offs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """All shingle hashes of a batch. Returns (uint64 hashes, int64 doc index per hash), docs ascending."""
+    """All shingle hashes of a batch. Returns (uint64 hashes, int64 doc index per hash), docs ascending.
+    Windows are hashed over the whole concatenated batch with n shifted slices (Horner), then the
+    windows that cross a document boundary are dropped; a document shorter than n is one shingle."""
     lens = np.diff(offs)
-    ndocs = len(lens)
-    nsh = np.where(lens >= n, lens - n + 1, np.minimum(lens, 1))
-    doc = np.repeat(np.arange(ndocs), nsh)
-    start = np.repeat(offs[:-1], nsh) + (np.arange(len(doc)) - np.repeat(np.cumsum(nsh) - nsh, nsh))
-    width = np.minimum(np.repeat(lens, nsh), n)
-    cp64 = np.concatenate([cp.astype(np.uint64), np.zeros(n, np.uint64)])
-    h = np.zeros(len(doc), np.uint64)
+    ndocs, total = len(lens), len(cp)
+    c = cp.astype(np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(n):  # Horner over the n code points of every shingle at once
-            live = j < width
-            h = np.where(live, h * _POLY + cp64[start + j], h)
-        return _fmix64(h), doc
+        if total >= n:
+            m = total - n + 1
+            h = c[:m].copy()
+            for j in range(1, n):
+                h *= _POLY
+                h += c[j:m + j]
+            end = np.repeat(offs[1:], lens)[:m]  # end offset of the doc each window starts in
+            valid = np.arange(m) + n <= end
+            hs, doc = h[valid], np.repeat(np.arange(ndocs), lens)[:m][valid]
+        else:
+            hs, doc = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        short = np.flatnonzero((lens > 0) & (lens < n))
+        if len(short):
+            sh = np.zeros(len(short), np.uint64)
+            for j in range(int(lens[short].max())):
+                live = j < lens[short]
+                sh = np.where(live, sh * _POLY + c[np.minimum(offs[short] + j, max(total - 1, 0))], sh)
+            hs, doc = np.concatenate([hs, sh]), np.concatenate([doc, short])
+            order = np.argsort(doc, kind="stable")
+            hs, doc = hs[order], doc[order]
+        return _fmix64(hs), doc
 
 
 class MinHasher:
     """Batch MinHash with datasketch-compatible permutations."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1, ngram: int = 5, hash: str = "poly64",
-                 strip_punct: bool = True, chunk: int = 8192):
+                 strip_punct: bool = True, chunk: int = 16384):
         if hash not in ("poly64", "sha1"):
             raise ValueError(f"hash must be poly64 or sha1, not {hash!r}")
         self.num_perm, self.seed, self.ngram, self.hash, self.strip_punct, self.chunk = \
@@ -135,11 +159,11 @@ class MinHasher:
         self.a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
         self.b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
 
-    def hashes(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def hashes(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """(32-bit shingle hashes, doc index), ascending doc order."""
         if self.hash == "sha1":
             hs, docs = [], []
-            for i, t in enumerate(texts):
+            for i, t in enumerate(texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts):
                 for s in shingles(t, self.ngram, self.strip_punct):
                     hs.append(sha1_hash32(s.encode("utf-8")))
                     docs.append(i)
@@ -148,7 +172,7 @@ class MinHasher:
         h, doc = shingle_hashes(cp, offs, self.ngram)
         return (h & _U32).astype(np.uint32), doc
 
-    def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def signatures(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 [len(texts), num_perm] signatures, bool [len(texts)] has-shingles)."""
         h, doc = self.hashes(texts)
         return self.signatures_from_hashes(h, doc, len(texts))
@@ -159,15 +183,19 @@ class MinHasher:
             return sig, np.zeros(ndocs, bool)
         with np.errstate(over="ignore"):
             hv = _fmix32(h.astype(np.uint32))
-            a, b = self.a[None, :], self.b[None, :]
+            a, b = self.a[:, None], self.b[:, None]
+            sig_t = sig.T.copy()  # [num_perm, ndocs]: the reduction runs along contiguous memory
+            buf = np.empty((self.num_perm, min(self.chunk, len(hv))), np.uint32)
             for lo in range(0, len(hv), self.chunk):
                 hi = min(lo + self.chunk, len(hv))
-                vals = hv[lo:hi, None] * a + b  # uint32 wraparound == mod 2^32
+                vals = buf[:, :hi - lo]
+                np.multiply(a, hv[None, lo:hi], out=vals)
+                np.add(vals, b, out=vals)  # uint32 wraparound == mod 2^32
                 d = doc[lo:hi]
                 seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-                red = np.minimum.reduceat(vals, seg, axis=0)
                 ds = d[seg]
-                sig[ds] = np.minimum(sig[ds], red)
+                sig_t[:, ds] = np.minimum(sig_t[:, ds], np.minimum.reduceat(vals, seg, axis=1))
+            sig = np.ascontiguousarray(sig_t.T)
         has = np.zeros(ndocs, bool)
         has[np.unique(doc)] = True
         return sig, has
@@ -223,7 +251,9 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def jaccard_pairs(texts_a: list[str], texts_b: list[str], n: int = 5, strip_punct: bool = True) -> np.ndarray:
     """Exact Jaccard of the 64-bit shingle-hash sets of each (a, b) pair."""
     m = len(texts_a)
-    cp, offs = normalize_codepoints(list(texts_a) + list(texts_b), strip_punct)
+    both = pa.concat_arrays([pa.array(t, pa.string()) if not isinstance(t, pa.Array) else t.cast(pa.string())
+                             for t in (texts_a, texts_b)])
+    cp, offs = normalize_codepoints(both, strip_punct)
     h, doc = shingle_hashes(cp, offs, n)
     o = np.lexsort((h, doc))
     d, hh = doc[o], h[o]

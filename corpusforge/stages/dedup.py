@@ -59,7 +59,7 @@ def exact_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
 def minhash_bands(batch: pa.RecordBatch, num_perm: int, seed: int, ngram: int, strip_punct: bool, bands: int,
                   rows: int) -> pa.RecordBatch:
     hasher = _hasher(num_perm, seed, ngram, strip_punct)
-    sig, has = hasher.signatures(_texts(batch))
+    sig, has = hasher.signatures(batch.column("text"))
     idx = np.flatnonzero(has)  # documents without any shingle (empty after normalization) are never near-dups
     bh = band_hashes(sig[idx], bands, rows)
     ids = batch.column("id").take(pa.array(np.repeat(idx, bands)))
@@ -93,7 +93,7 @@ VERIFIED_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.st
 
 
 def verify_edges(batch: pa.RecordBatch, threshold: float, ngram: int, strip_punct: bool) -> pa.RecordBatch:
-    j = jaccard_pairs(batch.column("src_text").to_pylist(), batch.column("dst_text").to_pylist(), ngram, strip_punct)
+    j = jaccard_pairs(batch.column("src_text"), batch.column("dst_text"), ngram, strip_punct)
     keep = j >= threshold
     return pa.RecordBatch.from_arrays([batch.column("src").filter(keep), batch.column("dst").filter(keep),
                                        pa.array(j[keep], pa.float64())], schema=VERIFIED_SCHEMA)
