@@ -30,6 +30,30 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_dedup(args) -> int:
+    """Shortcut: a generated config (normalize → dedup_exact → dedup_minhash) run exactly like `run`."""
+    import tempfile
+
+    import yaml
+
+    src = os.path.abspath(args.input)
+    fmt = args.format or ("txt" if os.path.isdir(src) else "parquet" if src.endswith(".parquet") else "jsonl")
+    stages = [{"use": "normalize"}]
+    if not args.no_exact:
+        stages.append({"use": "dedup_exact"})
+    stages.append({"use": "dedup_minhash", "with": {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm}})
+    cfg = {"run": {"name": "dedup", "output": os.path.abspath(args.output)},
+           "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" else src],
+                     "text_field": args.text_field, **({"root": src} if fmt == "txt" else {})},
+           "stages": stages, "engine": {"kind": args.engine or "local", "workers": args.workers or 1}}
+    with tempfile.TemporaryDirectory(prefix="corpusforge-dedup-") as d:
+        args.config = os.path.join(d, "dedup.yaml")
+        with open(args.config, "w", encoding="utf-8") as f:
+            yaml.safe_dump(cfg, f, allow_unicode=True)
+        args.set = []
+        return _cmd_run(args)
+
+
 def _print_funnel(manifest: dict, out: str) -> None:
     print(f"{'stage':<22}{'in':>10}{'kept':>10}{'dropped':>10}{'quarant.':>10}")
     for st in manifest["stages"]:
@@ -93,6 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set stages.0.with.min_chars=200 (repeatable)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_run)
+
+    dd = sub.add_parser("dedup", help="exact + MinHash-LSH near-duplicate dedup of a corpus (shortcut for `run`)",
+                        description="Normalize, drop exact duplicates, then near-duplicates (MinHash-LSH, verified by exact "
+                        "Jaccard). Kept documents go to OUTPUT/kept, removed ones to OUTPUT/rejects with duplicate_of.")
+    dd.add_argument("input", help="a .jsonl(.gz/.zst) or .parquet file, or a directory of .txt files")
+    dd.add_argument("output", help="output directory")
+    dd.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of char n-gram sets (default 0.8)")
+    dd.add_argument("--ngram", type=int, default=5, help="shingle size in characters (default 5)")
+    dd.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
+    dd.add_argument("--no-exact", action="store_true", help="skip the exact-duplicate pass")
+    dd.add_argument("--format", choices=["jsonl", "parquet", "txt"], help="input format (default: from the path)")
+    dd.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    dd.add_argument("--workers", type=int, help="worker processes (never changes results)")
+    dd.add_argument("--engine", choices=["local", "spark", "beam"], help="engine (default local)")
+    dd.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    dd.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
+    dd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dd.set_defaults(fn=_cmd_dedup)
 
     s = sub.add_parser("stages", help="list registered stages and their parameters",
                        description="List every registered stage (name@version), its kind and its parameters with defaults.")

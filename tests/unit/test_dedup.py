@@ -185,3 +185,17 @@ def test_kill_then_resume_is_byte_identical(shared_data, tmp_path, fault):
     assert r.returncode == 0, r.stderr
     assert tree_digest(tmp_path / "out") == want
     assert_audit_ok(tmp_path / "out")
+
+
+def test_cli_dedup_shortcut_matches_the_yaml_pipeline(neardup, shared_data, tmp_path):
+    from corpusforge.cli import main
+
+    src = shared_data / "neardup" / "zhwiki_versions_pool.jsonl"
+    assert main(["dedup", str(src), str(tmp_path / "cli"), "--threshold", "0.8", "--no-progress"]) == 0
+    assert_audit_ok(tmp_path / "cli")
+    tmp, _, _ = neardup
+    a, b = manifest(tmp_path / "cli"), manifest(tmp / "out")
+    assert [s for s in a["stages"]] == [s for s in b["stages"]]  # same funnel as the YAML run
+    assert sorted(table(tmp_path / "cli", "rejects").column("id").to_pylist()) == \
+        sorted(table(tmp / "out", "rejects").column("id").to_pylist())
+    assert main(["dedup", str(tmp_path / "missing.jsonl"), str(tmp_path / "x"), "--no-progress"]) == 2
