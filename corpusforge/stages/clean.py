@@ -1,0 +1,141 @@
+"""[clean] PanGu-α text normalization that keeps Chinese intact, plus removal of paragraphs repeated
+within a page. Whole-batch Arrow RE2 kernels do the character work; Python only touches the rows
+that need it (entities, full-width letters) and the per-page paragraph set."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpusforge.rules_files import resolve
+from corpusforge.schema import score_column
+from corpusforge.stage import MapStage, Params, register
+from corpusforge.stages.basic import _LINEBREAK_RE, _STRIP_RE, nfkc_keep_zh_punct
+from corpusforge.stages.rulepack import read_regex_rules
+
+# Beyond basic's controls/zero-width: every format character (bidi marks, soft hyphen, word joiners),
+# private-use code points (icon fonts, mojibake of custom glyphs) and U+FFFD.
+_FORMAT_PRIVATE_RE = "[\\p{Cf}\\p{Co}\\x{fffd}]"
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+_ENTITY_RE2 = "&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+# Full-width digits and Latin letters only: ，。！？：；（） are correct Chinese punctuation and stay.
+_FW_ALNUM = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for c in range(r[0], r[1] + 1)}
+_FW_ALNUM_RE2 = "[\\x{ff10}-\\x{ff19}\\x{ff21}-\\x{ff3a}\\x{ff41}-\\x{ff5a}]"
+
+
+def _unescape(t: str) -> tuple[str, int]:
+    """Decode leftover entities (twice, for `&amp;nbsp;`); unknown names are left as they are."""
+    n = 0
+    for _ in range(2):
+        new = _ENTITY.sub(lambda m: html.unescape(m.group(0)), t)
+        if new == t:
+            break
+        n += 1
+        t = new
+    return t, n
+
+
+def dedup_paragraphs(text: str, min_chars: int) -> tuple[str, int]:
+    """Drops every later copy of a line seen earlier in the page (first one kept)."""
+    seen: set[str] = set()
+    out, removed = [], 0
+    for line in text.split("\n"):
+        key = line.strip()
+        if len(key) >= min_chars:
+            if key in seen:
+                removed += 1
+                continue
+            seen.add(key)
+        out.append(line)
+    return ("\n".join(out), removed) if removed else (text, 0)
+
+
+@register
+class Clean(MapStage):
+    """Normalize text for Chinese corpora; remove special characters by rule and repeated paragraphs."""
+
+    name = "clean"
+    columns: ClassVar[dict[str, pa.DataType]] = {
+        "chars_removed": pa.int64(),  # characters removed or rewritten away, all steps together
+        "entities": pa.int64(),  # rows where HTML entities were decoded (1) or not (0)
+        "rule_hits": pa.int64(),  # matches of the rules/cleaning/ patterns
+        "dup_paragraphs": pa.int64(),  # repeated paragraphs removed
+    }
+
+    class Params(Params):
+        rules: list[str] = ["cleaning/zh_web.yaml"]
+        # alnum: full-width digits/letters → ASCII (Chinese punctuation kept); nfkc: NFKC except
+        # Chinese punctuation; none: leave widths alone.
+        fullwidth: Literal["alnum", "nfkc", "none"] = "alnum"
+        decode_entities: bool = True
+        keep_ideographic_space: bool = False
+        dedup_paragraphs: bool = True
+        min_repeat_chars: int = 5  # shorter lines ("“唔。”", "是。") may legitimately repeat
+
+    def files(self) -> list[str]:
+        return [resolve(p) for p in self.params.rules]
+
+    def setup(self) -> None:
+        self._rules = [r for p in self.params.rules for r in read_regex_rules(p)]
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        for c, t in self.columns.items():
+            schema = schema.append(pa.field(score_column(self.name, c), t))
+        return schema
+
+    def _python_rows(self, texts: pa.Array, regex: str, fn) -> tuple[pa.Array, np.ndarray]:
+        """Applies fn only to rows matching regex; returns the new array and a 0/1 flag per row."""
+        hit = pc.fill_null(pc.match_substring_regex(texts, regex), False).to_numpy(zero_copy_only=False)
+        if not hit.any():
+            return texts, hit.astype(np.int64)
+        vals = texts.to_pylist()
+        for i in np.flatnonzero(hit):
+            vals[i] = fn(vals[i])
+        return pa.array(vals, pa.string()), hit.astype(np.int64)
+
+    def clean(self, texts: pa.Array) -> tuple[pa.Array, dict[str, np.ndarray]]:
+        if not hasattr(self, "_rules"):
+            self.setup()
+        n = len(texts)
+        t = pc.replace_substring_regex(texts, _LINEBREAK_RE, "\n")
+        ent = np.zeros(n, np.int64)
+        if self.params.decode_entities:
+            t, ent = self._python_rows(t, _ENTITY_RE2, lambda s: _unescape(s)[0])
+        t = pc.replace_substring_regex(t, _STRIP_RE, "")
+        t = pc.replace_substring_regex(t, _FORMAT_PRIVATE_RE, "")
+        if self.params.fullwidth == "alnum":
+            t, _ = self._python_rows(t, _FW_ALNUM_RE2, lambda s: s.translate(_FW_ALNUM))
+        elif self.params.fullwidth == "nfkc":
+            t = pa.array([nfkc_keep_zh_punct(x) for x in t.to_pylist()], pa.string())
+        hits = np.zeros(n, np.int64)
+        for r in self._rules:
+            c = pc.count_substring_regex(t, r.pattern).to_numpy(zero_copy_only=False)
+            if c.any():
+                hits += c
+                t = pc.replace_substring_regex(t, r.pattern, r.replace)
+        spaces = "[ \\t\\x{a0}]+" if self.params.keep_ideographic_space else "[ \\t\\x{a0}\\x{3000}]+"
+        t = pc.replace_substring_regex(t, spaces, " ")
+        t = pc.replace_substring_regex(t, " ?\n ?", "\n")
+        t = pc.replace_substring_regex(t, "\n{3,}", "\n\n")
+        t = pc.utf8_trim(t, " \n")
+        dups = np.zeros(n, np.int64)
+        if self.params.dedup_paragraphs:
+            vals = t.to_pylist()
+            for i, v in enumerate(vals):
+                vals[i], dups[i] = dedup_paragraphs(v, self.params.min_repeat_chars)
+            if dups.any():
+                t = pc.replace_substring_regex(pa.array(vals, pa.string()), "\n{3,}", "\n\n")
+        return t, {"entities": ent, "rule_hits": hits, "dup_paragraphs": dups}
+
+    def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        texts = batch.column("text")
+        out, cols = self.clean(texts)
+        removed = pc.subtract(pc.utf8_length(texts), pc.utf8_length(out)).cast(pa.int64())
+        arrays = [out if n == "text" else batch.column(n) for n in batch.schema.names]
+        arrays += [removed] + [pa.array(cols[c], pa.int64()) for c in ("entities", "rule_hits", "dup_paragraphs")]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema(batch.schema))

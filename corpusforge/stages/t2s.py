@@ -1,0 +1,65 @@
+"""[t2s] Traditional → simplified Chinese with OpenCC. The converter is built once per worker."""
+
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpusforge.schema import score_column
+from corpusforge.stage import MapStage, Params, register
+
+# Rows with no CJK ideograph and no full-width form cannot change: skip the converter call for them.
+_MAY_CHANGE_RE = "[\\x{2e80}-\\x{9fff}\\x{f900}-\\x{faff}\\x{ff00}-\\x{ffef}\\x{20000}-\\x{3134f}]"
+
+
+def chars_changed(a: str, b: str) -> int:
+    """Characters that differ: positionwise for the usual same-length conversion; phrase conversions
+    that change the length (tw2sp: 滑鼠→鼠标) are counted by alignment."""
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b))
+    sm = SequenceMatcher(None, a, b, autojunk=False)
+    return max(len(a), len(b)) - sum(m.size for m in sm.get_matching_blocks())
+
+
+@register
+class T2S(MapStage):
+    """OpenCC conversion: t2s (characters), tw2s / hk2s (regional characters), tw2sp (+ Taiwan phrases)."""
+
+    name = "t2s"
+
+    class Params(Params):
+        config: Literal["t2s", "tw2s", "tw2sp", "hk2s"] = "t2s"
+
+    def setup(self) -> None:
+        import opencc
+
+        self._cc = opencc.OpenCC(f"{self.params.config}.json")
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        return schema.append(pa.field(score_column(self.name, "chars_changed"), pa.int64()))
+
+    def convert(self, texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+        if not hasattr(self, "_cc"):
+            self.setup()
+        maybe = pc.fill_null(pc.match_substring_regex(texts, _MAY_CHANGE_RE), False).to_numpy(zero_copy_only=False)
+        changed = np.zeros(len(texts), np.int64)
+        if not maybe.any():
+            return texts, changed
+        vals = texts.to_pylist()
+        conv = self._cc.convert
+        for i in np.flatnonzero(maybe):
+            old = vals[i]
+            new = conv(old)
+            if new != old:
+                changed[i] = chars_changed(old, new)
+                vals[i] = new
+        return pa.array(vals, pa.string()), changed
+
+    def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        out, changed = self.convert(batch.column("text"))
+        arrays = [out if n == "text" else batch.column(n) for n in batch.schema.names] + [pa.array(changed, pa.int64())]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema(batch.schema))
