@@ -196,14 +196,15 @@ def run_spark_ml(files):
 
 def _child(target, args, q):
     res = target(*args)
-    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    q.put((*res, rss / 1024))
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork+exec)
+    hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+    q.put((*res, max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024))
 
 
 def measure(target, *args, timeout: float | None = None):
     """Runs target in a child process; returns (seconds, result, info, peak RSS MB of that process and its
     workers) or None on timeout."""
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # a clean child: a forked one would count the parent's corpus in its RSS
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(target, args, q))
     p.start()
@@ -233,11 +234,13 @@ def main() -> None:
         print(f"corpus: {size / 2**20:.1f} MB of text, {len(docs)} docs, {len(files)} Parquet files, "
               f"{sum(j >= THRESHOLD for j in jac)} true pairs (J >= {THRESHOLD}) among {len(pairs)} evaluation pairs "
               f"(built in {time.time() - t0:.0f}s); 2 cores shared")
-        print(f"{'system':<34}{'MB':>7}{'docs':>8}{'wall s':>9}{'MB/s':>8}{'peak RSS MB':>13}{'prec':>7}{'recall':>8}")
+        ndocs = len(docs)
+        del docs
+        print(f"{'system':<36}{'MB':>7}{'docs':>8}{'wall s':>9}{'MB/s':>8}{'peak RSS MB':>13}{'prec':>7}{'recall':>8}")
         results = {}
 
         def show(name, mb_, n, sec, rss, pr, rc):
-            print(f"{name:<34}{mb_:>7.1f}{n:>8}{sec:>9.1f}{mb_ / sec:>8.2f}{rss:>13.0f}{pr:>7.3f}{rc:>8.3f}", flush=True)
+            print(f"{name:<36}{mb_:>7.1f}{n:>8}{sec:>9.1f}{mb_ / sec:>8.2f}{rss:>13.0f}{pr:>7.3f}{rc:>8.3f}", flush=True)
 
         id_of = lambda i: f"d{i:09d}"  # noqa: E731
         for mb in sorted({args.mb / 2, args.mb}):

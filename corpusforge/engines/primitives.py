@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io.writers import ParquetSink
+
 
 # Column that carries a document's part index through a global stage (engine bookkeeping, not data).
 PART_COL = "_cf_part"
@@ -160,6 +160,35 @@ class Dataset:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
 
 
+class SpillSink:
+    """Parquet spill file of an intermediate step: lz4, no fsync. Spills are never final output: a global
+    step is committed by the engine's marker after its decisions are written durably, and a crashed step is
+    recomputed from scratch, so paying for durability here would buy nothing."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.path, self.schema, self.rows = path, schema, 0
+        self._w = pq.ParquetWriter(path, schema, compression="lz4")
+
+    def write(self, t: pa.Table | pa.RecordBatch) -> None:
+        if t.num_rows:
+            if isinstance(t, pa.Table):
+                self._w.write_table(t)
+            else:
+                self._w.write_batch(t)
+            self.rows += t.num_rows
+
+    def commit(self) -> None:
+        self._w.close()
+
+    def abort(self) -> None:
+        self._w.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+ParquetSink = SpillSink
+
+
 def _map_file(args) -> tuple[str, int]:
     src, dst, fn, schema, batch_rows = args
     sink = ParquetSink(dst, schema)
@@ -181,8 +210,8 @@ class LocalPrimitives(Primitives):
     """Spills every intermediate to Parquet under `workdir`; memory per step is bounded by one input
     batch (map), or one hash partition of ~`partition_rows` rows (combine, join)."""
 
-    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 2_000_000,
-                 partition_bytes: int = 256 * 2**20):
+    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 1_000_000,
+                 partition_bytes: int = 32 * 2**20):
         self.workdir, self.workers, self.batch_rows = workdir, workers, batch_rows
         self.partition_rows, self.partition_bytes = partition_rows, partition_bytes
         os.makedirs(workdir, exist_ok=True)

@@ -81,21 +81,30 @@ def star_edges(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([b.column("id"), b.column("min_id")], schema=EDGE_SCHEMA)
 
 
-def as_src_text(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], names=["src", "src_text"])
+TEXT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("text", pa.string())])
+PAIR_HALF_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("src_text", pa.string()), pa.field("id", pa.string())])
 
 
-def as_dst_text(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], names=["dst", "dst_text"])
+def id_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], schema=TEXT_SCHEMA)
+
+
+def src_as_id(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("src"), batch.column("dst")], names=["id", "dst"])
+
+
+def dst_as_id(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """(id=src, dst, text) -> (src, src_text, id=dst), ready to fetch the other end's text."""
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text"), batch.column("dst")], schema=PAIR_HALF_SCHEMA)
 
 
 VERIFIED_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string()), pa.field("jaccard", pa.float64())])
 
 
 def verify_edges(batch: pa.RecordBatch, threshold: float, ngram: int, strip_punct: bool) -> pa.RecordBatch:
-    j = jaccard_pairs(batch.column("src_text"), batch.column("dst_text"), ngram, strip_punct)
+    j = jaccard_pairs(batch.column("src_text"), batch.column("text"), ngram, strip_punct)  # text = the dst's text
     keep = j >= threshold
-    return pa.RecordBatch.from_arrays([batch.column("src").filter(keep), batch.column("dst").filter(keep),
+    return pa.RecordBatch.from_arrays([batch.column("src").filter(keep), batch.column("id").filter(keep),
                                        pa.array(j[keep], pa.float64())], schema=VERIFIED_SCHEMA)
 
 
@@ -183,9 +192,11 @@ class DedupMinhash(GlobalStage):
         edges = engine.combine(edges, ["src", "dst"], [("src", "count", "bands")], "minhash-edges")
         edges = engine.map_batches(edges, drop_jaccard, EDGE_SCHEMA, "minhash-distinct")
         if p.verify:
-            texts_src = engine.map_batches(docs, as_src_text, pa.schema([("src", pa.string()), ("src_text", pa.string())]), "src-text")
-            texts_dst = engine.map_batches(docs, as_dst_text, pa.schema([("dst", pa.string()), ("dst_text", pa.string())]), "dst-text")
-            pairs = engine.join(engine.join(edges, texts_src, ["src"], "pairs-src"), texts_dst, ["dst"], "pairs-dst")
+            texts = engine.map_batches(docs, id_text, TEXT_SCHEMA, "texts")  # one projection serves both ends
+            pairs = engine.join(engine.map_batches(edges, src_as_id, pa.schema([("id", pa.string()), ("dst", pa.string())]),
+                                                   "edges-by-src"), texts, ["id"], "pairs-src")
+            pairs = engine.join(engine.map_batches(pairs, dst_as_id, PAIR_HALF_SCHEMA, "edges-by-dst"), texts, ["id"],
+                                "pairs-dst")
             verified = engine.map_batches(pairs, functools.partial(verify_edges, threshold=p.threshold, ngram=p.ngram,
                                                                    strip_punct=p.strip_punct), VERIFIED_SCHEMA, "verify")
             edges = engine.map_batches(verified, drop_jaccard, EDGE_SCHEMA, "verified")
