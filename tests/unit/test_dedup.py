@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from corpusforge.algorithms.minhash import jaccard_pairs
@@ -199,3 +200,26 @@ def test_cli_dedup_shortcut_matches_the_yaml_pipeline(neardup, shared_data, tmp_
     assert sorted(table(tmp_path / "cli", "rejects").column("id").to_pylist()) == \
         sorted(table(tmp / "out", "rejects").column("id").to_pylist())
     assert main(["dedup", str(tmp_path / "missing.jsonl"), str(tmp_path / "x"), "--no-progress"]) == 2
+
+
+def test_audit_rejects_duplicate_of_pointing_at_a_removed_document(neardup, tmp_path):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from corpusforge.audit import _check_duplicate_of
+
+    tmp, _, _ = neardup
+    rej = table(tmp / "out", "rejects")
+    kept = set(table(tmp / "out", "kept").column("id").to_pylist())
+    names = [s["name"] for s in manifest(tmp / "out")["stages"]]
+    good = tmp_path / "good.parquet"
+    pq.write_table(rej, good)
+    assert _check_duplicate_of([str(good)], kept, names) == []
+    # point one near-duplicate at another near-duplicate (removed by the same stage): must be flagged
+    near = rej.filter(pc.equal(rej.column("stage"), "dedup_minhash"))
+    dup = near.column("duplicate_of").to_pylist()
+    dup[0] = near.column("id")[1].as_py()
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(near.set_column(near.schema.get_field_index("duplicate_of"), "duplicate_of", pa.array(dup, pa.string())), bad)
+    problems = _check_duplicate_of([str(bad)], kept, names)
+    assert len(problems) == 1 and "1 rejects have a duplicate_of" in problems[0]
