@@ -78,7 +78,7 @@ def read_options(ic: InputConfig, batch_rows: int) -> ReadOptions:
         format=ic.format, text_field=ic.text_field, source_field=ic.source_field, source=ic.source,
         encoding=ic.encoding, batch_rows=batch_rows, max_record_bytes=int(ic.max_record_mb * 2**20),
         max_decompressed_bytes=int(ic.max_decompressed_gb * 2**30), max_ratio=ic.max_ratio,
-        salvage_truncated=ic.salvage_truncated,
+        salvage_truncated=ic.salvage_truncated, extractor=ic.extractor,
     )
 
 

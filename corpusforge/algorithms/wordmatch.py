@@ -15,7 +15,7 @@ import pyarrow as pa
 
 import pyarrow.compute as pc
 
-from corpusforge.stages.rulepack import Term, skeleton, skeleton_one
+from corpusforge.stages.rulepack import Term, skeleton, skeleton_many
 
 _ALLOW = -1
 # Pure-ASCII terms (tnt, xjp) are matched separately on words: lower case, every run of
@@ -27,10 +27,6 @@ def words(texts: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(" ", pc.utf8_lower(pc.replace_substring_regex(texts, _WORDS_SPLIT_RE, " ")), " ", "")
 
 
-def _words_one(t: str) -> str:
-    return words(pa.array([t], pa.string()))[0].as_py()
-
-
 class WordMatcher:
     def __init__(self, lists: dict[str, list[Term]], allow: list[Term] = (), variants: bool = True):
         convs = []
@@ -39,26 +35,31 @@ class WordMatcher:
 
             convs = [opencc.OpenCC(f"{c}.json").convert for c in ("s2t", "s2tw", "s2hk", "t2s")]
         self.categories = sorted(lists)
-        allowed = {skeleton_one(t.text) for t in allow}
+        allow_texts = [t.text for t in allow]
+        allowed = set(skeleton_many(allow_texts))
         self.automaton = ahocorasick.Automaton()
         self.ascii = ahocorasick.Automaton()
         self.terms = 0
         for ci, cat in enumerate(self.categories):
-            for t in lists[cat]:
-                base = skeleton_one(t.text)
+            texts = [t.text for t in lists[cat]]
+            # one Arrow call per converter and list, not one per term
+            forms = [skeleton_many(texts)] + [skeleton_many([c(x) for x in texts]) for c in convs]
+            word_forms = words(pa.array(texts, pa.string())).to_pylist()
+            for j, base in enumerate(forms[0]):
                 if base in allowed:
                     continue
                 self.terms += 1
                 if base.isascii():
-                    w = _words_one(t.text).rstrip()  # " tnt": the leading space is the left word edge
+                    w = word_forms[j].rstrip()  # " tnt": the leading space is the left word edge
                     if w not in self.ascii:
                         self.ascii.add_word(w, ci)
                     continue
-                for form in {base, *(skeleton_one(c(t.text)) for c in convs)}:
+                for form in {f[j] for f in forms}:
                     if form not in self.automaton and form not in allowed:
                         self.automaton.add_word(form, (ci, len(form)))
-        for a in allowed:
-            for form in {a, *(skeleton_one(c(a)) for c in convs)}:
+        allow_forms = [skeleton_many(allow_texts)] + [skeleton_many([c(x) for x in allow_texts]) for c in convs]
+        for j in range(len(allow_texts)):
+            for form in {f[j] for f in allow_forms}:
                 if form not in self.automaton:
                     self.automaton.add_word(form, (_ALLOW, len(form)))
         self.automaton.make_automaton()

@@ -52,3 +52,59 @@ def extract(html: str, extractor: Extractor = "main") -> tuple[str, str | None, 
         text = extract_plain_text(tree, main_content=extractor == "main", preserve_formatting=True,
                                   list_bullets=False, links=False, alt_texts=False, noscript=False)
     return text, title, url
+
+
+def _safe_extract(raw: bytes, declared: str | None, extractor: Extractor):
+    try:
+        return extract(decode_html(raw, declared), extractor), None
+    except Exception as e:  # noqa: BLE001 - a broken page is quarantined, never fatal
+        return None, f"{type(e).__name__}: {e}"
+
+
+def read_html(part, opts, out):
+    """One document per .html file: main text, with meta title and url."""
+    with open(part.file.path, "rb") as f:
+        raw = f.read(opts.max_record_bytes + 1)
+    if len(raw) > opts.max_record_bytes:
+        out.quarantine_row(1, 0, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
+        return
+    res, err = _safe_extract(raw, None if opts.encoding in ("utf-8", "auto") else opts.encoding, opts.extractor)
+    if err:
+        out.quarantine_row(1, 0, "html_extract_failed", err, raw)
+        return
+    text, title, url = res
+    out.doc(1, 0, opts.source, text, [(k, v) for k, v in (("title", title), ("url", url)) if v])
+    yield out.take_batch()
+
+
+def read_warc(part, opts, out):
+    """WARC (HTML responses → extracted text) and WET (conversion records → text as is), gzip or plain."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    with open(part.file.path, "rb") as f:
+        for no, rec in enumerate(ArchiveIterator(f, record_types=WarcRecordType.response | WarcRecordType.conversion,
+                                                 parse_http=True), 1):
+            url = rec.headers.get("WARC-Target-URI")
+            body = rec.reader.read(opts.max_record_bytes + 1)
+            if len(body) > opts.max_record_bytes:
+                out.quarantine_row(no, rec.stream_pos, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
+                continue
+            if rec.record_type == WarcRecordType.conversion:
+                text, title = body.decode("utf-8", "replace"), None
+            else:
+                ctype = (rec.http_headers.get("Content-Type") or "") if rec.http_headers else ""
+                if "html" not in ctype.lower():
+                    out.quarantine_row(no, rec.stream_pos, "not_html", ctype[:100] or "no Content-Type", None)
+                    continue
+                declared = ctype.lower().split("charset=")[1].strip(' "\';') if "charset=" in ctype.lower() else None
+                res, err = _safe_extract(body, declared, opts.extractor)
+                if err:
+                    out.quarantine_row(no, rec.stream_pos, "html_extract_failed", err, body)
+                    continue
+                text, title, _ = res
+            out.doc(no, rec.stream_pos, opts.source, text, [(k, v) for k, v in (("title", title), ("url", url)) if v])
+            if out.full():
+                yield out.take_batch()
+    b = out.take_batch()
+    if b is not None:
+        yield b

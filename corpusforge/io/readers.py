@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import html_extract
 from corpusforge.io.inputs import Part, codec_from_extension, sniff_codec
 from corpusforge.schema import DOC_SCHEMA, INGEST, QUARANTINE_SCHEMA, doc_id
 
@@ -40,6 +41,7 @@ class ReadOptions:
     max_ratio: float = 200.0
     quarantine_raw_bytes: int = 65536
     salvage_truncated: bool = False
+    extractor: str = "main"  # html/warc main-text extractor
 
 
 @dataclass
@@ -463,7 +465,7 @@ def read_txt(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordB
     yield out.take_batch()
 
 
-READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "txt": read_txt}
+READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "txt": read_txt, "html": html_extract.read_html, "warc": html_extract.read_warc}
 
 
 def read_part(part: Part, opts: ReadOptions) -> tuple[Iterator[pa.RecordBatch], _Output]:

@@ -23,8 +23,12 @@ def skeleton(texts: pa.Array) -> pa.Array:
     return pc.utf8_lower(pc.replace_substring_regex(texts, SKELETON_DROP_RE, ""))
 
 
+def skeleton_many(texts: list[str]) -> list[str]:
+    return skeleton(pa.array(texts, pa.string())).to_pylist() if texts else []
+
+
 def skeleton_one(text: str) -> str:
-    return skeleton(pa.array([text], pa.string()))[0].as_py()
+    return skeleton_many([text])[0]
 
 
 def _header_ok(path: str, lines: list[str]) -> None:
@@ -46,11 +50,9 @@ def read_word_list(path: str, min_len: int = 2) -> list[Term]:
         lines = f.read().splitlines()
     _header_ok(path, lines)
     out = []
-    for no, raw in enumerate(lines, 1):
-        t = raw.strip()
-        if not t or t.startswith("#"):
-            continue
-        if len(skeleton_one(t)) < min_len:
+    cand = [(no, raw.strip()) for no, raw in enumerate(lines, 1) if raw.strip() and not raw.lstrip().startswith("#")]
+    for (no, t), sk in zip(cand, skeleton_many([t for _, t in cand])):
+        if len(sk) < min_len:
             raise CorpusforgeError("bad_rule_file", f"{path}:{no}: term {t!r} is empty or shorter than {min_len} characters once symbols and spaces are removed")
         out.append(Term(t, no))
     if not out:

@@ -18,11 +18,21 @@ _MAY_CHANGE_RE = "[\\x{2e80}-\\x{9fff}\\x{f900}-\\x{faff}\\x{ff00}-\\x{ffef}\\x{
 
 def chars_changed(a: str, b: str) -> int:
     """Characters that differ: positionwise for the usual same-length conversion; phrase conversions
-    that change the length (tw2sp: 滑鼠→鼠标) are counted by alignment."""
+    that change the length (tw2sp: 滑鼠→鼠标) are aligned line by line (OpenCC keeps line breaks), so
+    the quadratic alignment only ever sees one line."""
     if len(a) == len(b):
         return sum(x != y for x, y in zip(a, b))
-    sm = SequenceMatcher(None, a, b, autojunk=False)
-    return max(len(a), len(b)) - sum(m.size for m in sm.get_matching_blocks())
+    la, lb = a.split("\n"), b.split("\n")
+    if len(la) != len(lb):
+        la, lb = [a], [b]
+    n = 0
+    for x, y in zip(la, lb):
+        if len(x) == len(y):
+            n += sum(p != q for p, q in zip(x, y))
+        else:
+            sm = SequenceMatcher(None, x, y, autojunk=False)
+            n += max(len(x), len(y)) - sum(m.size for m in sm.get_matching_blocks())
+    return n
 
 
 @register
