@@ -210,7 +210,7 @@ class LocalPrimitives(Primitives):
     """Spills every intermediate to Parquet under `workdir`; memory per step is bounded by one input
     batch (map), or one hash partition of ~`partition_rows` rows (combine, join)."""
 
-    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 1_000_000,
+    def __init__(self, workdir: str, workers: int = 1, batch_rows: int = 8192, partition_rows: int = 500_000,
                  partition_bytes: int = 32 * 2**20):
         self.workdir, self.workers, self.batch_rows = workdir, workers, batch_rows
         self.partition_rows, self.partition_bytes = partition_rows, partition_bytes
@@ -359,6 +359,10 @@ class LocalPrimitives(Primitives):
         clash = (set(left.schema.names) & set(right.schema.names)) - set(on)
         if clash:
             raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
+        out_schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
+        for small, big in ((right, left), (left, right)):
+            if self._nparts(small) == 1:
+                return self._broadcast_join(left, right, small is left, on, out_schema, name)
         n = self._nparts(left, right)
         lp = self._shuffle(left, on, n, name + "-left")
         rp = self._shuffle(right, on, n, name + "-right")
@@ -376,6 +380,23 @@ class LocalPrimitives(Primitives):
             s.commit()
             paths.append(p)
         return Dataset(tuple(paths), out_schema)
+
+    def _broadcast_join(self, left: Dataset, right: Dataset, left_small: bool, on: list[str], out_schema: pa.Schema,
+                        name: str) -> Dataset:
+        """One side fits one partition: hold it, stream the other side through (no shuffle of the big side)."""
+        small = self._read_files(list(left.paths if left_small else right.paths), left.schema if left_small else right.schema)
+        big = right if left_small else left
+        d = self._dir(name)
+        p = os.path.join(d, "part-00000.parquet")
+        s = ParquetSink(p, out_schema)
+        if small.num_rows:
+            for b in self.read(big):
+                t = pa.Table.from_batches([b])
+                j = small.join(t, keys=on, join_type="inner", use_threads=False) if left_small else \
+                    t.join(small, keys=on, join_type="inner", use_threads=False)
+                s.write(j.select(out_schema.names).cast(out_schema))
+        s.commit()
+        return Dataset((p,), out_schema)
 
     # -- connected components
     def connected_components(self, edges: Dataset, name: str, max_nodes: int | None = None) -> Dataset:

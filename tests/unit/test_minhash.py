@@ -133,6 +133,11 @@ def test_local_primitives_combine_and_join(tmp_path):
     want = {k: (min(i for kk, i in zip(keys, ids) if kk == k), keys.count(k)) for k in set(keys)}
     assert {r["k"]: (r["mn"], r["n"]) for r in got} == want
     right = eng.from_table(pa.table({"k": pa.array(range(0, 9, 2), pa.int64()), "v": [f"v{i}" for i in range(0, 9, 2)]}), "r")
-    j = eng.read_table(eng.join(ds, right, ["k"], "j")).to_pylist()
-    assert sorted((r["id"], r["k"], r["v"]) for r in j) == sorted((i, k, f"v{k}") for k, i in zip(keys, ids) if k % 2 == 0)
+    want = sorted((i, k, f"v{k}") for k, i in zip(keys, ids) if k % 2 == 0)
+    j = eng.read_table(eng.join(ds, right, ["k"], "j")).to_pylist()  # both sides hash-partitioned
+    assert sorted((r["id"], r["k"], r["v"]) for r in j) == want
+    big = LocalPrimitives(str(tmp_path / "b"))  # small side held in memory, the other streamed past it
+    for left, right_ in ((ds, right), (right, ds)):
+        j = big.read_table(big.join(left, right_, ["k"], "j")).to_pylist()
+        assert sorted((r["id"], r["k"], r["v"]) for r in j) == want
     assert hash_column(pa.array(["a", "b"])).tolist() == hash_column(pa.chunked_array([["a"], ["b"]])).tolist()
