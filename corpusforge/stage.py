@@ -76,9 +76,11 @@ class FilterStage(Stage):
 class GlobalStage(Stage):
     """Needs all documents at once (dedup, sampling): runs as a plan over engine primitives.
 
-    run(engine) receives the engine's primitive interface (map batches, key + combine, join on id,
-    connected components, IO) and returns the per-id decisions as an Arrow table
-    (id, reason | null, duplicate_of | null). Engines persist the input first, so memory stays bounded.
+    run(engine, docs) receives the engine's primitives (corpusforge/engines/primitives.py: map batches,
+    key + combine, join on id, connected components, IO) and a handle to the persisted documents that
+    reached the stage (with their part in `_cf_part`); it returns a dataset handle of decisions, one row
+    per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id).
+    The engine applies them part by part (see corpusforge/engines/local.py), so memory stays bounded.
     """
 
     def run(self, engine: Any, dataset: Any) -> Any:

@@ -82,12 +82,7 @@ class Primitives(abc.ABC):
     @abc.abstractmethod
     def count(self, ds) -> int:
         ...
-
-
 # ------------------------------------------------------------------------------------------ hashing
-
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def fmix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3 64-bit finalizer (a bijection): spreads structured integers over all bits."""
