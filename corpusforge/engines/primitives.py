@@ -82,7 +82,10 @@ class Primitives(abc.ABC):
     @abc.abstractmethod
     def count(self, ds) -> int:
         ...
+
+
 # ------------------------------------------------------------------------------------------ hashing
+
 
 def fmix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3 64-bit finalizer (a bijection): spreads structured integers over all bits."""
