@@ -24,7 +24,7 @@ class RunConfig(_Strict):
 
 class InputConfig(_Strict):
     format: Literal["jsonl", "parquet", "txt", "html", "warc"] = "jsonl"
-    extractor: Literal["main", "trafilatura", "page"] = "main"  # html/warc: see corpusforge/io/html_extract.py
+    extractor: Literal["trafilatura", "main", "page"] = "trafilatura"  # html/warc: see corpusforge/io/html_extract.py
     paths: list[str]
     source: str = "default"  # source name for records without a source_field
     root: str | None = None  # ids hash paths relative to this (default: common parent of the files)

@@ -41,7 +41,7 @@ class ReadOptions:
     max_ratio: float = 200.0
     quarantine_raw_bytes: int = 65536
     salvage_truncated: bool = False
-    extractor: str = "main"  # html/warc main-text extractor
+    extractor: str = "trafilatura"  # html/warc main-text extractor
 
 
 @dataclass
