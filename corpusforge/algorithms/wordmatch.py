@@ -18,9 +18,10 @@ import pyarrow.compute as pc
 from corpusforge.stages.rulepack import Term, skeleton, skeleton_many
 
 _ALLOW = -1
-# Pure-ASCII terms (tnt, xjp) are matched separately on words: lower case, every run of
-# non-letters/digits → one space, and a hit needs word edges, so "tnt" never counts inside "contntx".
-_WORDS_SPLIT_RE = "[^\\p{L}\\p{N}]+"
+# Pure-ASCII terms (tnt, bt365) are matched separately on ASCII words: lower case, every run of
+# other characters (Han included) → one space, and a hit needs word edges, so "tnt" never counts
+# inside "contntx" while "bt365手机下载" still counts bt365.
+_WORDS_SPLIT_RE = "[^A-Za-z0-9]+"
 
 
 def words(texts: pa.Array) -> pa.Array:
