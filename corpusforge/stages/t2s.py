@@ -7,13 +7,10 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from corpusforge.schema import score_column
 from corpusforge.stage import MapStage, Params, register
 
-# Rows with no CJK ideograph and no full-width form cannot change: skip the converter call for them.
-_MAY_CHANGE_RE = "[\\x{2e80}-\\x{9fff}\\x{f900}-\\x{faff}\\x{ff00}-\\x{ffef}\\x{20000}-\\x{3134f}]"
 
 
 def chars_changed(a: str, b: str) -> int:
@@ -55,18 +52,28 @@ class T2S(MapStage):
     def convert(self, texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
         if not hasattr(self, "_cc"):
             self.setup()
-        maybe = pc.fill_null(pc.match_substring_regex(texts, _MAY_CHANGE_RE), False).to_numpy(zero_copy_only=False)
         changed = np.zeros(len(texts), np.int64)
-        if not maybe.any():
-            return texts, changed
         vals = texts.to_pylist()
         conv = self._cc.convert
-        for i in np.flatnonzero(maybe):
-            old = vals[i]
+        idx, olds, news = [], [], []
+        for i, old in enumerate(vals):
+            if old is None:
+                continue
             new = conv(old)
             if new != old:
-                changed[i] = chars_changed(old, new)
+                if len(new) == len(old):
+                    idx.append(i)
+                    olds.append(old)
+                    news.append(new)
+                else:
+                    changed[i] = chars_changed(old, new)
                 vals[i] = new
+        if idx:
+            # same-length rows: compare code points of all of them at once (UTF-32, numpy)
+            a = np.frombuffer("".join(olds).encode("utf-32-le"), np.uint32)
+            b = np.frombuffer("".join(news).encode("utf-32-le"), np.uint32)
+            starts = np.cumsum([0] + [len(o) for o in olds[:-1]])
+            changed[idx] = np.add.reduceat((a != b).astype(np.int64), starts)
         return pa.array(vals, pa.string()), changed
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
