@@ -248,22 +248,30 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------- verification
 
 
-def jaccard_pairs(texts_a: list[str], texts_b: list[str], n: int = 5, strip_punct: bool = True) -> np.ndarray:
-    """Exact Jaccard of the 64-bit shingle-hash sets of each (a, b) pair."""
-    m = len(texts_a)
-    both = pa.concat_arrays([pa.array(t, pa.string()) if not isinstance(t, pa.Array) else t.cast(pa.string())
-                             for t in (texts_a, texts_b)])
-    cp, offs = normalize_codepoints(both, strip_punct)
-    h, doc = shingle_hashes(cp, offs, n)
-    with np.errstate(over="ignore"):
-        # (doc, shingle) and (pair, shingle) as single 64-bit keys: two 1-D sorts instead of a 2-key lexsort.
-        # A false match needs a 64-bit collision among one pair's shingles (~1e-11): exact in practice.
-        _, first = np.unique(_fmix64(h ^ _fmix64(doc.astype(np.uint64) + np.uint64(1))), return_index=True)
-        d, hh = doc[first], h[first]  # each doc's shingle set
+def jaccard_pairs(texts_a, texts_b, n: int = 5, strip_punct: bool = True, chunk: int = 256) -> np.ndarray:
+    """Exact Jaccard of the shingle sets of each (a, b) pair (shingles compared by 55-bit hashes: a false
+    match needs a collision among one pair's shingles, ~1e-10). Pairs run in chunks of 256 so the
+    document index fits the key's low 9 bits and every step is a plain 1-D sort."""
+    a = texts_a if isinstance(texts_a, (pa.Array, pa.ChunkedArray)) else pa.array(texts_a, pa.string())
+    b = texts_b if isinstance(texts_b, (pa.Array, pa.ChunkedArray)) else pa.array(texts_b, pa.string())
+    out = [np.zeros(0)]
+    for o in range(0, len(a), chunk):
+        m = min(chunk, len(a) - o)
+        both = pa.concat_arrays([_plain(a.slice(o, m)), _plain(b.slice(o, m))])
+        cp, offs = normalize_codepoints(both, strip_punct)
+        h, doc = shingle_hashes(cp, offs, n)
+        key = np.sort((h << np.uint64(9)) | doc.astype(np.uint64))  # (shingle, doc) in one sortable word
+        key = key[np.r_[True, key[1:] != key[:-1]]]  # each doc's shingle set
+        d = (key & np.uint64(511)).astype(np.int64)
         size = np.bincount(d, minlength=2 * m)
-        pair = d % m
-        _, idx, cnt = np.unique(_fmix64(hh ^ _fmix64(pair.astype(np.uint64) + np.uint64(1))), return_index=True,
-                                return_counts=True)
-        inter = np.bincount(pair[idx[cnt == 2]], minlength=m)  # shingles present in both docs of the pair
-    union = size[:m] + size[m:] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        pk = np.sort((key & ~np.uint64(511)) | (d % m).astype(np.uint64))  # (shingle, pair)
+        shared = pk[1:][pk[1:] == pk[:-1]]  # a shingle in both docs of a pair appears twice
+        inter = np.bincount((shared & np.uint64(511)).astype(np.int64), minlength=m)
+        union = size[:m] + size[m:] - inter
+        out.append(np.where(union > 0, inter / np.maximum(union, 1), 1.0))
+    return np.concatenate(out)
+
+
+def _plain(x) -> pa.Array:
+    x = x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
+    return x.cast(pa.string())
