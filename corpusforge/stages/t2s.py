@@ -41,6 +41,11 @@ class T2S(MapStage):
     class Params(Params):
         config: Literal["t2s", "tw2s", "tw2sp", "hk2s"] = "t2s"
 
+    def __getstate__(self):
+        # Only the parameters travel to workers/executors; resources (automata, converters) are
+        # rebuilt by setup() there, and some of them cannot be pickled.
+        return {"params": self.params}
+
     def setup(self) -> None:
         import opencc
 

@@ -52,3 +52,24 @@ def test_rule_chain_same_bytes_with_two_workers(shared_data, tmp_path):
     one, two = tree_digest(tmp_path / "one"), tree_digest(tmp_path / "two")
     assert {k for k in one if one[k] != two[k]} <= {"manifest.json", "_state.json"}  # these name their own config/output
     assert table(tmp_path / "one", "kept").equals(table(tmp_path / "two", "kept"))
+
+
+def test_stages_pickle_after_setup_and_rebuild_resources():
+    """Spark/Beam ship stage objects to executors: only parameters travel, setup() runs there."""
+    import pickle
+
+    import pyarrow as pa
+
+    from corpusforge.stage import lookup
+
+    batch = pa.RecordBatch.from_pydict({"text": ["漢字測試，法*轮*功。" * 3]})
+    for name in ("clean", "t2s", "pangu_rules", "sensitive_words"):
+        cls = lookup(name)
+        s = cls(cls.Params())
+        s.setup()
+        clone = pickle.loads(pickle.dumps(s))
+        assert clone.params == s.params
+        if hasattr(s, "map"):
+            assert clone.map(batch).equals(s.map(batch))
+        else:
+            assert all(clone.score(batch)[k].equals(v) for k, v in s.score(batch).items())
