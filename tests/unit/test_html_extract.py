@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 from corpusforge.io.html_extract import decode_html, extract
-from tests.util import assert_audit_ok, run, table, write_config
+from tests.util import assert_audit_ok, quarantine_rows, run, table, write_config
 
 READABILITY = ["gmw", "qq", "youth", "pixnet"]
 
@@ -71,6 +71,11 @@ def test_warc_reader_run(shared_data, tmp_path):
                 f"WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-00000000000{k}>\r\nWARC-Date: 2021-10-20T00:00:00Z\r\n"
                 f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n")
         buf.write(head.encode() + block + b"\r\n\r\n")
+    plain = buf.getvalue()
+    block = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\xff\xe0"
+    buf.write((f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.cn/logo.jpg\r\n"
+               f"WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-000000000009>\r\nWARC-Date: 2021-10-20T00:00:00Z\r\n"
+               f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(block)}\r\n\r\n").encode() + block + b"\r\n\r\n")
     w = tmp_path / "pages.warc"
     w.write_bytes(buf.getvalue())
     cfg = write_config(tmp_path, [w], [{"use": "clean"}], input_opts={"format": "warc"})
@@ -79,3 +84,15 @@ def test_warc_reader_run(shared_data, tmp_path):
     kept = table(tmp_path / "out", "kept").to_pylist()
     assert [dict(r["meta"])["url"] for r in kept] == [f"http://example.cn/{k}.html" for k in range(3)]
     assert all(len(r["text"]) > 100 for r in kept)
+    q = quarantine_rows(tmp_path / "out")
+    assert [(r["reason"], r["line"]) for r in q] == [("not_html", 4)]  # the JPEG response: accounted for, not text
+    # the same records gzip-compressed (one member per file, as WARC.gz is read): same texts
+    import gzip
+
+    wz = tmp_path / "gz" / "pages.warc.gz"
+    wz.parent.mkdir()
+    wz.write_bytes(gzip.compress(plain))
+    cfg = write_config(tmp_path, [wz], [{"use": "clean"}], input_opts={"format": "warc"}, out="outgz", name="gz.yaml")
+    assert run(cfg) == 0
+    assert_audit_ok(tmp_path / "outgz")
+    assert [r["text"] for r in table(tmp_path / "outgz", "kept").to_pylist()] == [r["text"] for r in kept]
