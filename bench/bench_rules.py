@@ -12,7 +12,8 @@ texts in RecordBatches of 2,048 documents (what the local engine feeds it).
   sensitive_words  sensitive_words.score + decide      datatrove C4BadWordsFilter.filter (zh: one regex
                                                        alternation of the same lexicon, first hit only)
 
-Peers: datatrove is installed from PyPI (pip install --target DIR datatrove ftfy spacy; pass
+Also "matcher only": the Aho-Corasick automaton alone, ahocorasick-rs (ours) vs pyahocorasick.
+Peers: datatrove is installed from PyPI (pip install --target DIR datatrove ftfy spacy pyahocorasick; pass
 --peers DIR[:DIR2], or have it importable; the Gopher filter needs spaCy for its zh tokenizer). data-juicer itself is not installed (it pins hundreds of packages); the OpenCC
 loop above is the operation its mapper performs. Missing peers are reported, not faked.
 Usage: python bench/bench_rules.py [--mb 100] [--peers /tmp/peers]"""
@@ -122,6 +123,27 @@ def peers(peer_dir):
     return res
 
 
+def matcher_only(batches) -> None:
+    """Why ahocorasick-rs: the automaton alone, same patterns and skeletons, vs pyahocorasick if importable."""
+    from corpusforge.stages.rulepack import skeleton
+
+    m = mk("sensitive_words")._m
+    sk = [skeleton(b.column("text")).to_pylist() for b in batches]
+    t_rs = timed(lambda: [m.automaton.find_matches_as_indexes(x) for xs in sk for x in xs])
+    line = f"matcher only: ahocorasick-rs {mb(batches) / t_rs:.1f} MB/s"
+    try:
+        import ahocorasick
+    except ImportError:
+        print(line + " | pyahocorasick not importable")
+        return
+    a = ahocorasick.Automaton()
+    for k, p in enumerate(m.patterns_list):
+        a.add_word(p, k)
+    a.make_automaton()
+    t_py = timed(lambda: [list(a.iter_long(x)) for xs in sk for x in xs])
+    print(line + f" | pyahocorasick iter_long {mb(batches) / t_py:.1f} MB/s  ratio x{t_py / t_rs:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=100)
@@ -145,6 +167,7 @@ def main() -> None:
         rows.append(line)
         print(f"{name:16s} {line[1]:7.1f} MB/s {line[2]:8.0f} docs/s" +
               (f" | {line[3]:45s} {line[4]:7.1f} MB/s  ratio x{line[5]:.2f}" if len(line) > 3 else " | no peer installed"), flush=True)
+    matcher_only(web)
     ratios = [r[5] for r in rows if len(r) > 3]
     sens = next(r for r in rows if r[0] == "sensitive_words")
     print(f"headline: min speed ratio corpusforge/peer x{min(ratios):.2f} over {len(ratios)} stages; "

@@ -1,8 +1,8 @@
 """Word-list matching with an Aho-Corasick automaton over a text skeleton.
 
-Library: ahocorasick-rs (Python binding of the Rust `aho-corasick` crate). Measured on 10 MB of the
-shared Chinese text, one core: 154 MB/s for leftmost-longest matching vs 18 MB/s for pyahocorasick's
-iter_long on the same skeletons and patterns.
+Library: ahocorasick-rs (Python binding of the Rust `aho-corasick` crate). Measured on the shared
+Chinese text, one core, same skeletons and patterns: 108-154 MB/s leftmost-longest vs 18-19 MB/s for
+pyahocorasick's iter_long (bench/bench_rules.py prints the "matcher only" line).
 
 Terms and texts are reduced to the same skeleton (lower case; spaces, punctuation and symbols
 removed), so `法*轮` and `法 轮` match `法轮`. Every term is also added in its traditional forms
@@ -63,6 +63,7 @@ class WordMatcher:
         for j in range(len(allow_texts)):
             for form in {f[j] for f in allow_forms}:
                 main.setdefault(form, _ALLOW)
+        self.patterns_list = list(main)
         self._main_vals = list(main.values())
         self._ascii_vals = list(ascii_words.values())
         kind = acrs.MatchKind.LeftmostLongest
