@@ -200,6 +200,30 @@ def _child(target, args, q):
     q.put((*res, max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024))
 
 
+def run_signatures(files, mode):
+    """Signatures only, one core: 'numpy' (whole batch), 'loop' (same values, a Python loop per shingle as
+    datasketch's MinHash.update does), 'datasketch' (MinHash.update_batch with its default SHA-1)."""
+    from datasketch import MinHash
+
+    from corpusforge.algorithms.minhash import MinHasher, shingle_hash32
+
+    texts = [x for f in files for x in pq.read_table(f, columns=["text"]).column("text").to_pylist()]
+    t0 = time.time()
+    if mode == "numpy":
+        mh = MinHasher(NUM_PERM, 1, NGRAM)
+        for o in range(0, len(texts), 2048):
+            mh.signatures(texts[o:o + 2048])
+    elif mode == "loop":
+        for t in texts:
+            m = MinHash(NUM_PERM, 1, hashfunc=shingle_hash32)
+            for sh in shingles(t, NGRAM):
+                m.update(sh)
+    else:
+        for t in texts:
+            MinHash(NUM_PERM, 1).update_batch([sh.encode("utf-8") for sh in shingles(t, NGRAM)])
+    return time.time() - t0, None, {}
+
+
 def measure(target, *args, timeout: float | None = None):
     """Runs target in a child process; returns (seconds, result, info, peak RSS MB of that process and its
     workers) or None on timeout."""
@@ -275,6 +299,14 @@ def main() -> None:
             if sec > args.cap:
                 print(f"spark ML MinHashLSH exceeded {args.cap:.0f}s at {sz / 2**20:.1f} MB; larger sizes skipped")
                 break
+        fs, n, sz = prefix(files, min(args.peer_mb, 4))
+        sig = {}
+        for mode in ("numpy", "loop", "datasketch"):
+            sec = measure(run_signatures, fs, mode)[0]
+            sig[mode] = sz / 2**20 / sec
+            print(f"signatures only ({mode:<10}) {sz / 2**20:6.1f} MB {sec:7.1f} s {sig[mode]:7.2f} MB/s", flush=True)
+        print(f"signatures: numpy over whole batches is {sig['numpy'] / sig['loop']:.0f}x a Python loop per shingle "
+              f"and {sig['numpy'] / sig['datasketch']:.0f}x datasketch update_batch")
         print("datatrove: not installed in this environment; not measured")
         parts = []
         if "ds" in results:
