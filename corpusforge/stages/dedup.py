@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalized_text, optimal_bands
 from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, PART_COL
@@ -113,11 +113,36 @@ def drop_jaccard(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def near_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
-    b = batch.filter(pc.not_equal(batch.column("id"), batch.column("component")))
+    rep = batch.column("rep") if "rep" in batch.schema.names else batch.column("component")
+    keep = pc.not_equal(batch.column("id"), rep)
+    b, rep = batch.filter(keep), rep.filter(keep)
     n = b.num_rows
     return pa.RecordBatch.from_arrays(
-        [b.column("id"), b.column(PART_COL), pa.array(["near_duplicate"] * n, pa.string()), b.column("component"),
-         b.column("component")], schema=DECISION_SCHEMA)
+        [b.column("id"), b.column(PART_COL), pa.array(["near_duplicate"] * n, pa.string()), rep, b.column("component")],
+        schema=DECISION_SCHEMA)
+
+
+RANK_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("rank", pa.string())])
+
+
+def rank_keys(batch: pa.RecordBatch, column: str) -> pa.RecordBatch:
+    """A string that sorts by score descending, then id ascending: min(rank) per cluster = the representative.
+    Floats map to order-preserving 64-bit words (NaN/null rank last), written as fixed-width hex."""
+    if column not in batch.schema.names:
+        raise CorpusforgeError("bad_config", f"dedup_minhash: keep=max_score needs column {column!r}, which no stage "
+                               f"before it writes (have: {', '.join(batch.schema.names)})")
+    v = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
+    v = np.where(np.isnan(v), -np.inf, v)
+    bits = v.astype(np.float64).view(np.uint64)
+    asc = np.where(bits >> np.uint64(63) == 1, ~bits, bits | np.uint64(1 << 63))  # order-preserving
+    desc = ~asc
+    ranks = [f"{k:016x}|{i}" for k, i in zip(desc.tolist(), batch.column("id").to_pylist())]
+    return pa.RecordBatch.from_arrays([batch.column("id"), pa.array(ranks, pa.string())], schema=RANK_SCHEMA)
+
+
+def best_rank(batch: pa.RecordBatch) -> pa.RecordBatch:
+    reps = pc.utf8_slice_codeunits(batch.column("best"), 17)
+    return pa.RecordBatch.from_arrays([batch.column("component"), reps], names=["component", "rep"])
 
 
 # ----------------------------------------------------------------------------------------- stages
@@ -166,7 +191,14 @@ class DedupMinhash(GlobalStage):
         strip_punct: bool = True
         max_cluster_size: int = Field(10_000, ge=2)  # larger clusters stop the run (false-positive guard)
         max_components_nodes: int = Field(50_000_000, ge=1)
-        keep: Literal["min_id"] = "min_id"
+        keep: Literal["min_id", "max_score"] = "min_id"  # representative: minimum id, or highest `score` (ties: min id)
+        score: str | None = None  # a score column written by an earlier stage, e.g. quality__score
+
+        @model_validator(mode="after")
+        def _score_for_max(self):
+            if self.keep == "max_score" and not self.score:
+                raise ValueError("keep: max_score needs `score` (a score column such as quality__score)")
+            return self
 
     def band_rows(self) -> tuple[int, int]:
         p = self.params
@@ -203,8 +235,14 @@ class DedupMinhash(GlobalStage):
         comps = engine.connected_components(edges, "components", max_nodes=p.max_components_nodes)
         self._guard(engine, comps)
         ids = engine.map_batches(docs, id_part, IDPART_SCHEMA, "id-part")
-        return engine.map_batches(engine.join(comps, ids, ["id"], "components-part"), near_decisions, DECISION_SCHEMA,
-                                  "near-decisions")
+        members = engine.join(comps, ids, ["id"], "components-part")
+        if p.keep == "max_score":
+            ranks = engine.join(comps, engine.map_batches(docs, functools.partial(rank_keys, column=p.score), RANK_SCHEMA,
+                                                          "rank"), ["id"], "components-rank")
+            best = engine.combine(ranks, ["component"], [("rank", "min", "best")], "representatives")
+            reps = engine.map_batches(best, best_rank, pa.schema([("component", pa.string()), ("rep", pa.string())]), "reps")
+            members = engine.join(members, reps, ["component"], "components-rep")
+        return engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
 
     def _guard(self, engine: Any, comps: Any) -> None:
         sizes = engine.combine(comps, ["component"], [("id", "count", "size")], "cluster-sizes")

@@ -223,3 +223,34 @@ def test_audit_rejects_duplicate_of_pointing_at_a_removed_document(neardup, tmp_
     pq.write_table(near.set_column(near.schema.get_field_index("duplicate_of"), "duplicate_of", pa.array(dup, pa.string())), bad)
     problems = _check_duplicate_of([str(bad)], kept, names)
     assert len(problems) == 1 and "1 rejects have a duplicate_of" in problems[0]
+
+
+def test_keep_highest_score_representative(shared_data, tmp_path):
+    """keep: max_score keeps the member with the highest score column (here the longest copy), ties by min id."""
+    rnd = random.Random(3)
+    bases = [json.loads(x)["text"][:2400] for x in open(shared_data / "prose" / "luxun_fiction_essays.jsonl", encoding="utf-8")]
+    bases = [b for b in bases if len(b) == 2400][:6]
+    rows = []
+    for c, base in enumerate(bases):
+        for j in range(1 + c % 4):
+            rows.append({"text": base[: len(base) - 12 * j], "cluster": f"c{c}", "cut": j})  # copy 0 is the longest
+    rnd.shuffle(rows)
+    src = tmp_path / "trimmed.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    stages = [{"use": "text_sanity"}, {"use": "dedup_minhash", "with": {"keep": "max_score", "score": "text_sanity__chars"}}]
+    cfg = write_config(tmp_path, [src], stages=stages)
+    assert run(cfg) == 0
+    assert_audit_ok(tmp_path / "out")
+    kept = table(tmp_path / "out", "kept")
+    metas = [dict(m) for m in kept.column("meta").to_pylist()]
+    assert sorted(m["cluster"] for m in metas) == [f"c{c}" for c in range(len(bases))]
+    assert all(m["cut"] == "0" for m in metas)  # the longest copy survived, not the minimum id
+    rep = {m["cluster"]: i for m, i in zip(metas, kept.column("id").to_pylist())}
+    rej = table(tmp_path / "out", "rejects").to_pylist()
+    assert len(rej) == len(rows) - len(bases)
+    for r in rej:
+        meta = dict(r["meta"])
+        assert r["duplicate_of"] == rep[meta["cluster"]]
+        assert meta["_cf_dedup_cluster"] <= min(r["id"], r["duplicate_of"])  # the cluster id stays its minimum id
+    bad = write_config(tmp_path, [src], stages=[{"use": "dedup_minhash", "with": {"keep": "max_score"}}], name="bad.yaml")
+    assert run(bad) == 2
