@@ -26,6 +26,7 @@ from corpusforge.stage import GlobalStage, Params, register
 KEY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32()), pa.field("key", pa.string())])
 BAND_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("band", pa.int32()), pa.field("bhash", pa.int64())])
 IDPART_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32())])
+ID_SOURCE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("source", pa.string())])
 
 
 def _texts(batch) -> list[str]:
@@ -45,6 +46,10 @@ def exact_keys(batch: pa.RecordBatch, strip_punct: bool) -> pa.RecordBatch:
 
 def id_part(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32())], schema=IDPART_SCHEMA)
+
+
+def id_source(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("source")], schema=ID_SOURCE_SCHEMA)
 
 
 def exact_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -191,6 +196,8 @@ class DedupMinhash(GlobalStage):
         strip_punct: bool = True
         max_cluster_size: int = Field(10_000, ge=2)  # larger clusters stop the run (false-positive guard)
         max_components_nodes: int = Field(50_000_000, ge=1)
+        # stop the run if near-dup dedup removes more than this fraction of one source's documents (off by default)
+        max_source_removal: float | None = Field(None, gt=0, le=1)
         keep: Literal["min_id", "max_score"] = "min_id"  # representative: minimum id, or highest `score` (ties: min id)
         score: str | None = None  # a score column written by an earlier stage, e.g. quality__score
 
@@ -242,7 +249,25 @@ class DedupMinhash(GlobalStage):
             best = engine.combine(ranks, ["component"], [("rank", "min", "best")], "representatives")
             reps = engine.map_batches(best, best_rank, pa.schema([("component", pa.string()), ("rep", pa.string())]), "reps")
             members = engine.join(members, reps, ["component"], "components-rep")
-        return engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
+        decisions = engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
+        if p.max_source_removal is not None:
+            self._source_guard(engine, docs, decisions)
+        return decisions
+
+    def _source_guard(self, engine: Any, docs: Any, decisions: Any) -> None:
+        src = engine.map_batches(docs, id_source, ID_SOURCE_SCHEMA, "id-source")
+        total = {r["source"]: r["n"] for b in engine.read(engine.combine(src, ["source"], [("id", "count", "n")], "source-docs"))
+                 for r in b.to_pylist()}
+        gone = engine.combine(engine.join(decisions, src, ["id"], "removed-source"), ["source"],
+                              [("id", "count", "n"), ("duplicate_of", "min", "example")], "source-removed")
+        for r in sorted((r for b in engine.read(gone) for r in b.to_pylist()), key=lambda r: r["source"]):
+            frac = r["n"] / total[r["source"]]
+            if frac > self.params.max_source_removal:
+                raise CorpusforgeError(
+                    "dedup_source_removal",
+                    f"{self.name}: would remove {r['n']} of {total[r['source']]} documents ({frac:.0%}) of source "
+                    f"{r['source']!r} > max_source_removal {self.params.max_source_removal:.0%} (e.g. duplicates of "
+                    f"{r['example']}): likely shared boilerplate; check the source or raise the threshold")
 
     def _guard(self, engine: Any, comps: Any) -> None:
         sizes = engine.combine(comps, ["component"], [("id", "count", "size")], "cluster-sizes")

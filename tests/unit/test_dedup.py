@@ -165,6 +165,13 @@ def test_mega_cluster_guard_errors(shared_data, tmp_path):
     assert r.returncode == 2
     assert "dedup_mega_cluster" in r.stderr and "has 6 members" in r.stderr and "> max_cluster_size 4" in r.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
+    # per-source removal guard: clusters of 6 and 2 remove 5 + 1 of the only source's 8 documents (75%)
+    cfg = write_config(tmp_path, [src], stages=dedup_stages(0.8, max_source_removal=0.5), name="src.yaml", out="out2")
+    r = subprocess.run([sys.executable, "-m", "corpusforge", "run", str(cfg), "--no-progress"], cwd=REPO_ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "dedup_source_removal" in r.stderr and "would remove 6 of 8 documents (75%)" in r.stderr
+    cfg = write_config(tmp_path, [src], stages=dedup_stages(0.8, max_source_removal=0.8), name="ok.yaml", out="out3")
+    assert run(cfg) == 0
 
 
 @pytest.mark.parametrize("fault", ["part:before_marker:3", "global:before_marker:1", "global:before_marker:2",
