@@ -65,3 +65,59 @@ def components_min_id(src: pa.ChunkedArray | pa.Array, dst: pa.ChunkedArray | pa
 
 def _chunks(a):
     return a.chunks if isinstance(a, pa.ChunkedArray) else [a]
+
+
+# ------------------------------------------------------------------------------ distributed rounds
+# For edge sets too large for one process: minimum-label propagation written against the engine
+# primitives only (map, combine-min, join, count), so every engine can run it. Each round every node
+# takes the minimum of its label and its neighbours' labels; it converges to the component's minimum id
+# in (diameter + 1) rounds, which is small for dedup's star edges (each node points at a bucket minimum).
+
+_LABEL = pa.schema([pa.field("id", pa.string()), pa.field("label", pa.string())])
+_ADJ = pa.schema([pa.field("id", pa.string()), pa.field("nbr", pa.string())])
+_MSG = pa.schema([pa.field("id", pa.string()), pa.field("m", pa.string())])
+_JOINED = pa.schema([pa.field("id", pa.string()), pa.field("label", pa.string()), pa.field("m", pa.string())])
+
+
+def _both_directions(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.concat_arrays([batch.column("src"), batch.column("dst")]),
+                                       pa.concat_arrays([batch.column("dst"), batch.column("src")])], schema=_ADJ)
+
+
+def _initial_label(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), pc.min_element_wise(batch.column("id"), batch.column("m"))],
+                                      schema=_LABEL)
+
+
+def _send(batch: pa.RecordBatch) -> pa.RecordBatch:
+    # (id, nbr, label of id) -> message to nbr
+    return pa.RecordBatch.from_arrays([batch.column("nbr"), batch.column("label")], schema=_MSG)
+
+
+def _update(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), pc.min_element_wise(batch.column("label"), batch.column("m"))],
+                                      schema=_LABEL)
+
+
+def _improved(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch.filter(pc.less(batch.column("m"), batch.column("label")))
+
+
+def _as_component(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("label")], names=["id", "component"])
+
+
+def components_by_rounds(engine, edges, name: str = "cc", max_rounds: int = 100):
+    """(src, dst) edges -> (id, component = min id), using only engine primitives."""
+    adj = engine.map_batches(edges, _both_directions, _ADJ, f"{name}-adj")
+    labels = engine.map_batches(engine.combine(adj, ["id"], [("nbr", "min", "m")], f"{name}-init"), _initial_label,
+                                _LABEL, f"{name}-labels0")
+    for r in range(1, max_rounds + 1):
+        msgs = engine.map_batches(engine.join(adj, labels, ["id"], f"{name}-join{r}"), _send, _MSG, f"{name}-send{r}")
+        best = engine.combine(msgs, ["id"], [("m", "min", "m")], f"{name}-min{r}")
+        joined = engine.join(labels, best, ["id"], f"{name}-cmp{r}")
+        if engine.count(engine.map_batches(joined, _improved, _JOINED, f"{name}-changed{r}")) == 0:
+            return engine.map_batches(labels, _as_component, pa.schema([("id", pa.string()), ("component", pa.string())]),
+                                      f"{name}-out")
+        labels = engine.map_batches(joined, _update, _LABEL, f"{name}-labels{r}")
+    raise CorpusforgeError("components_rounds", f"connected components did not converge in {max_rounds} rounds")

@@ -398,7 +398,10 @@ class LocalPrimitives(Primitives):
 
     # -- connected components
     def connected_components(self, edges: Dataset, name: str, max_nodes: int | None = None) -> Dataset:
-        from corpusforge.algorithms.components import components_min_id
+        from corpusforge.algorithms.components import components_by_rounds, components_min_id
+
+        if edges.rows() > self.partition_rows:  # too many for one in-memory union-find: label rounds on disk
+            return components_by_rounds(self, edges, name)
 
         src = [b.column("src") for b in self.read(edges)]
         dst = [b.column("dst") for b in self.read(edges)]

@@ -141,3 +141,22 @@ def test_local_primitives_combine_and_join(tmp_path):
         j = big.read_table(big.join(left, right_, ["k"], "j")).to_pylist()
         assert sorted((r["id"], r["k"], r["v"]) for r in j) == want
     assert hash_column(pa.array(["a", "b"])).tolist() == hash_column(pa.chunked_array([["a"], ["b"]])).tolist()
+
+
+def test_components_by_rounds_on_primitives_equals_union_find(tmp_path):
+    from corpusforge.algorithms.components import components_by_rounds
+
+    rnd = random.Random(11)
+    ids = [f"n{rnd.randrange(10**5):05d}" for _ in range(400)]
+    edges = [(rnd.choice(ids), rnd.choice(ids)) for _ in range(300)]
+    edges += [(ids[i], ids[i + 1]) for i in range(0, 15)]  # a chain: several rounds
+    src, dst = pa.array([a for a, _ in edges]), pa.array([b for _, b in edges])
+    nodes, comp = components_min_id(src, dst)
+    eng = LocalPrimitives(str(tmp_path), partition_rows=64)  # small partitions: every join/combine shuffles
+    got = eng.read_table(components_by_rounds(eng, eng.from_table(pa.table({"src": src, "dst": dst}), "edges")))
+    assert dict(zip(got.column("id").to_pylist(), got.column("component").to_pylist())) == \
+        dict(zip(nodes.to_pylist(), comp.to_pylist()))
+    # the local engine switches to rounds when the edges exceed one partition
+    cc = eng.read_table(eng.connected_components(eng.from_table(pa.table({"src": src, "dst": dst}), "e2"), "cc"))
+    assert sorted(zip(cc.column("id").to_pylist(), cc.column("component").to_pylist())) == \
+        sorted(zip(nodes.to_pylist(), comp.to_pylist()))
