@@ -155,7 +155,7 @@ def best_rank(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 @register
 class DedupExact(GlobalStage):
-    """Exact dedup on a hash of the normalized text (NFKC, casefold, no whitespace/punctuation); keeps the minimum id."""
+    """Exact dedup on a hash of the normalized text (NFKC, lowercase, no whitespace/punctuation); keeps the minimum id."""
 
     name = "dedup_exact"
 
