@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("run_dir")
     a.set_defaults(fn=_cmd_audit)
 
+    __import__("corpusforge.models.cli", fromlist=["add_cli"]).add_cli(sub)  # train-spam, train-quality
+
     d = sub.add_parser("demo", help="run the default pipeline on the bundled sample of real Chinese text",
                        description="Run the default pipeline on a small bundled sample of real Chinese text "
                        "(no cluster, no network) and print the funnel and where the output is.")

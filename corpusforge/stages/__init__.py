@@ -6,3 +6,4 @@ from corpusforge.stages import clean  # noqa: F401
 from corpusforge.stages import t2s  # noqa: F401
 from corpusforge.stages import pangu_rules  # noqa: F401
 from corpusforge.stages import sensitive  # noqa: F401
+from corpusforge.stages import model_filters  # noqa: F401

@@ -1,0 +1,81 @@
+"""fastText supervised spam classifier: train (fixed seed, one thread), evaluate, score.
+
+fastText 0.9.3's Python `predict` breaks under numpy 2 (np.array(copy=False)); scoring goes through
+the C++ binding `f.multilinePredict`, which returns plain lists."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.models.common import check_data, is_heldout, prf, write_sidecar
+from corpusforge.models.featurize import MAX_CHARS, fasttext_line
+
+KIND = "spam_fasttext"
+SPAM, HAM = "__label__spam", "__label__ham"
+# Small on purpose: bigrams are explicit tokens (wordNgrams=1, no subwords → no hash buckets), so the
+# model size is vocabulary × dim; minCount trims rare bigrams. thread=1 + seed → same bytes every run.
+HYPER = {"lr": 0.5, "epoch": 10, "dim": 8, "wordNgrams": 1, "minn": 0, "maxn": 0, "minCount": 5,
+         "loss": "softmax", "thread": 1, "seed": 1234}
+
+
+def _order(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def load(path: str):
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
+def spam_prob(model, texts, max_chars: int = MAX_CHARS) -> np.ndarray:
+    """P(spam) per text; the same model file and text give the same float on every run and worker."""
+    if not len(texts):
+        return np.zeros(0)
+    lines = [fasttext_line(t or "", max_chars) + "\n" for t in texts]
+    labels, probs = model.f.multilinePredict(lines, 2, 0.0, "replace")
+    out = np.empty(len(lines))
+    for i, (ls, ps) in enumerate(zip(labels, probs)):
+        d = dict(zip(ls, ps))
+        out[i] = d.get(SPAM, 1.0 - d.get(HAM, 1.0))
+    return out
+
+
+def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, threshold: float = 0.5,
+          hyper: dict | None = None, info: dict | None = None, max_chars: int = MAX_CHARS) -> dict:
+    """Train on all but a hash-chosen `holdout` share; report P/R/F1 (spam = positive class) on it."""
+    import fasttext
+
+    check_data(ham, spam)
+    hp = {**HYPER, **(hyper or {})}
+    rows = [(HAM, t) for t in ham] + [(SPAM, t) for t in spam]
+    # fastText with one thread reads the file in order: interleave classes by a hash order, or the
+    # last class in the file wins the decaying learning rate.
+    train_rows = sorted((r for r in rows if not is_heldout(r[1], holdout)), key=lambda r: _order(r[1]))
+    test_rows = [r for r in rows if is_heldout(r[1], holdout)]
+    if len({lab for lab, _ in train_rows}) < 2:
+        raise CorpusforgeError("degenerate_training_data", "training split holds only one class")
+    with tempfile.TemporaryDirectory(prefix="cf-spam-") as d:
+        path = os.path.join(d, "train.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            for lab, t in train_rows:
+                f.write(f"{lab} {fasttext_line(t, max_chars)}\n")
+        try:
+            model = fasttext.train_supervised(input=path, verbose=0, **hp)
+        except RuntimeError as e:  # e.g. "Encountered NaN." on tiny or constant data
+            raise CorpusforgeError("degenerate_training_data", f"fastText failed: {e}") from None
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    model.save_model(out)
+    metrics = {}
+    if test_rows:
+        p = spam_prob(model, [t for _, t in test_rows], max_chars)
+        metrics["heldout"] = prf(np.array([lab == SPAM for lab, _ in test_rows]), p >= threshold)
+    write_sidecar(out, KIND, {"hyperparameters": hp, "holdout": holdout, "threshold": threshold,
+                              "max_chars": max_chars, "n_train": len(train_rows), "metrics": metrics,
+                              **(info or {})})
+    return metrics

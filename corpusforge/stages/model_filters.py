@@ -1,0 +1,101 @@
+"""[spam_fasttext] and [quality_lr]: the PanGu-α model-filtering step (fastText spam classifier, then a
+GPT-3 Appendix A style quality scorer). Models load once per worker in setup(); the model file and
+its sidecar are listed in files() so the manifest hashes them, and are checked before any batch."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from corpusforge.models import common
+from corpusforge.rules_files import resolve
+from corpusforge.stage import FilterStage, Params, Verdict, register
+
+
+def _model_files(path: str, kind: str) -> list[str]:
+    p = resolve(path)
+    common.check_sidecar(p, kind)  # missing / wrong kind / sha256 mismatch: fail at plan time
+    return [p, p + ".json"]
+
+
+@register
+class SpamFastText(FilterStage):
+    """fastText spam probability; drops documents with P(spam) >= threshold."""
+
+    name = "spam_fasttext"
+    scores: ClassVar[dict[str, pa.DataType]] = {"prob": pa.float64()}
+
+    class Params(Params):
+        model: str = "models/spam_fasttext.bin"  # bundled default, or a path from `corpusforge train-spam`
+        threshold: float = 0.5
+
+    def __getstate__(self):
+        return {"params": self.params}  # the fastText object does not pickle; setup() reloads it
+
+    def files(self) -> list[str]:
+        return _model_files(self.params.model, "spam_fasttext")
+
+    def setup(self) -> None:
+        from corpusforge.models import spam
+
+        path = resolve(self.params.model)
+        self._info = common.check_sidecar(path, spam.KIND)
+        self._model = spam.load(path)
+
+    def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        from corpusforge.models import spam
+
+        if not hasattr(self, "_model"):
+            self.setup()
+        texts = batch.column("text").to_pylist()
+        return {"prob": pa.array(spam.spam_prob(self._model, texts, self._info["max_chars"]), pa.float64())}
+
+    def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
+        keep = scores["prob"] < self.params.threshold
+        return Verdict(keep=keep, reason=[None if k else "spam" for k in keep])
+
+
+@register
+class QualityLR(FilterStage):
+    """Hashed-feature logistic-regression quality score; keeps iff pareto(alpha) > 1 - score (GPT-3)."""
+
+    name = "quality_lr"
+    scores: ClassVar[dict[str, pa.DataType]] = {"score": pa.float64(), "draw": pa.float64()}
+
+    class Params(Params):
+        model: str = "models/quality_lr.npy"
+        mode: Literal["pareto", "threshold"] = "pareto"
+        alpha: float = 9.0  # GPT-3's
+        threshold: float = 0.5  # mode: threshold keeps score >= threshold
+        seed: int = 0  # the per-document draw is blake2b(seed, id): same on every engine and rerun
+
+    def __getstate__(self):
+        return {"params": self.params}
+
+    def files(self) -> list[str]:
+        return _model_files(self.params.model, "quality_lr")
+
+    def setup(self) -> None:
+        from corpusforge.models import quality
+
+        path = resolve(self.params.model)
+        info = common.check_sidecar(path, quality.KIND)
+        self._model = quality.QualityModel(path, info["max_chars"])
+
+    def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        from corpusforge.models import quality
+
+        if not hasattr(self, "_model"):
+            self.setup()
+        s = self._model.score(batch.column("text").to_pylist())
+        draw = quality.pareto_draw(quality.uniform(self.params.seed, batch.column("id").to_pylist()), self.params.alpha)
+        return {"score": pa.array(s, pa.float64()), "draw": pa.array(draw, pa.float64())}
+
+    def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
+        if self.params.mode == "threshold":
+            keep = scores["score"] >= self.params.threshold
+        else:
+            keep = scores["draw"] > 1.0 - scores["score"]
+        return Verdict(keep=keep, reason=[None if k else "low_quality" for k in keep])
