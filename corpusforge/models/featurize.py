@@ -11,7 +11,9 @@ import zlib
 import numpy as np
 
 MAX_CHARS = 3000  # long documents are judged on their first 3000 characters (bounded cost per doc)
-_UNIT = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
+# Control characters are not units: fastText's C++ reader treats some (NUL, ...) as separators and a
+# NUL inside a predicted line corrupted later training in the same process (seen on TREC06C spam).
+_UNIT = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9\x00-\x1f\x7f-\x9f]")
 
 
 def units(text: str, max_chars: int = MAX_CHARS) -> list[str]:

@@ -6,7 +6,10 @@ the C++ binding `f.multilinePredict`, which returns plain lists."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -19,8 +22,16 @@ KIND = "spam_fasttext"
 SPAM, HAM = "__label__spam", "__label__ham"
 # Small on purpose: bigrams are explicit tokens (wordNgrams=1, no subwords → no hash buckets), so the
 # model size is vocabulary × dim; minCount trims rare bigrams. thread=1 + seed → same bytes every run.
-HYPER = {"lr": 0.5, "epoch": 10, "dim": 8, "wordNgrams": 1, "minn": 0, "maxn": 0, "minCount": 5,
+HYPER = {"lr": 0.1, "epoch": 15, "dim": 8, "wordNgrams": 1, "minn": 0, "maxn": 0, "minCount": 5,
          "loss": "softmax", "thread": 1, "seed": 1234}
+
+
+_FIT = ("import sys, json, fasttext\n"
+        "try:\n"
+        "    m = fasttext.train_supervised(input=sys.argv[1], verbose=0, **json.loads(sys.argv[3]))\n"
+        "except (RuntimeError, ValueError) as e:\n"
+        "    sys.exit(f'fastText: {e}')\n"
+        "m.save_model(sys.argv[2])\n")
 
 
 def _order(text: str) -> bytes:
@@ -49,8 +60,6 @@ def spam_prob(model, texts, max_chars: int = MAX_CHARS) -> np.ndarray:
 def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, threshold: float = 0.5,
           hyper: dict | None = None, info: dict | None = None, max_chars: int = MAX_CHARS) -> dict:
     """Train on all but a hash-chosen `holdout` share; report P/R/F1 (spam = positive class) on it."""
-    import fasttext
-
     check_data(ham, spam)
     hp = {**HYPER, **(hyper or {})}
     rows = [(HAM, t) for t in ham] + [(SPAM, t) for t in spam]
@@ -65,12 +74,16 @@ def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, th
         with open(path, "w", encoding="utf-8") as f:
             for lab, t in train_rows:
                 f.write(f"{lab} {fasttext_line(t, max_chars)}\n")
-        try:
-            model = fasttext.train_supervised(input=path, verbose=0, **hp)
-        except RuntimeError as e:  # e.g. "Encountered NaN." on tiny or constant data
-            raise CorpusforgeError("degenerate_training_data", f"fastText failed: {e}") from None
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    model.save_model(out)
+        # Trained in a fresh interpreter: in fastText 0.9.3 a second train_supervised in one process
+        # (after an earlier training or predictions) can fail with "Encountered NaN" on data that
+        # trains fine on its own; a clean process gives the same bytes every time.
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        res = subprocess.run([sys.executable, "-c", _FIT, path, out, json.dumps(hp)], capture_output=True, text=True)
+        if res.returncode != 0:
+            msg = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            code = "degenerate_training_data" if "NaN" in msg or "empty" in msg.lower() else "training_failed"
+            raise CorpusforgeError(code, f"fastText failed: {msg}")
+    model = load(out)
     metrics = {}
     if test_rows:
         p = spam_prob(model, [t for _, t in test_rows], max_chars)
