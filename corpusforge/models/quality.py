@@ -19,9 +19,13 @@ HYPER = {"dim": DIM, "l2": 1e-4, "lr": 0.05, "steps": 300}
 
 
 def _margin(w, b, ptr, ind, dat):
-    contrib = w[ind] * dat
-    cs = np.concatenate([[0.0], np.cumsum(contrib)])
-    return cs[ptr[1:]] - cs[ptr[:-1]] + b
+    # Per-document sums (reduceat), not differences of one running cumsum: a document's score must
+    # not depend on which batch or position it arrives in.
+    out = np.zeros(len(ptr) - 1)
+    nz = np.diff(ptr) > 0
+    if nz.any():
+        out[nz] = np.add.reduceat(w[ind] * dat, ptr[:-1][nz])
+    return out + b
 
 
 def fit(ptr, ind, dat, y, dim, l2, lr, steps):
