@@ -35,3 +35,18 @@ def test_run_model_filters_audit_and_workers(shared_data, tmp_path):
     one, two = tree_digest(tmp_path / "one"), tree_digest(tmp_path / "two")
     assert one.keys() == two.keys() and {k for k in one if one[k] != two[k]} <= {"manifest.json", "_state.json"}
     assert table(tmp_path / "one", "kept").equals(table(tmp_path / "two", "kept"))
+
+
+def test_diagnostics_histograms_and_source_ratios(shared_data, tmp_path):
+    from corpusforge.models.diagnostics import diagnostics
+
+    assert run(_cfg(shared_data, tmp_path, "d")) == 0
+    m = {s["name"]: s for s in manifest(tmp_path / "d")["stages"]}
+    d = diagnostics(str(tmp_path / "d"))
+    for stage in ("spam_fasttext", "quality_lr"):
+        assert sum(d[stage]["kept_hist"]) == m[stage]["kept"]
+        assert sum(d[stage]["dropped_hist"]) == sum(m[stage]["dropped"].values())
+    # spam drops sit above the 0.5 threshold, keeps below
+    assert sum(d["spam_fasttext"]["dropped_hist"][:5]) == 0 and sum(d["spam_fasttext"]["kept_hist"][5:]) == 0
+    assert d["quality_lr"]["keep_curve"][5] == [0.5, 0.026]
+    assert 0 < d["quality_lr"]["keep_ratio_by_source"]["default"] < 1
