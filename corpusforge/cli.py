@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -96,6 +97,15 @@ def _cmd_demo(args) -> int:
     return run_demo(args.outdir, workers=args.workers)
 
 
+# Modules that add their own subcommands (each has add_cli(subparsers)).
+_SUBCOMMAND_MODULES = (
+    "corpusforge.models.cli",  # train-spam, train-quality
+    "corpusforge.sample.cli",  # tokenizer, sample, shards
+    "corpusforge.train.cli",  # train, eval-ppl, quality-eval
+    "corpusforge.report.cli",  # report
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="corpusforge",
@@ -146,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("run_dir")
     a.set_defaults(fn=_cmd_audit)
 
-    __import__("corpusforge.models.cli", fromlist=["add_cli"]).add_cli(sub)  # train-spam, train-quality
+    for mod in _SUBCOMMAND_MODULES:
+        importlib.import_module(mod).add_cli(sub)
 
     d = sub.add_parser("demo", help="run the default pipeline on the bundled sample of real Chinese text",
                        description="Run the default pipeline on a small bundled sample of real Chinese text "
