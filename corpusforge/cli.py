@@ -26,7 +26,9 @@ def _cmd_run(args) -> int:
         manifest = local.run(plan, workers=workers, resume=args.resume, overwrite=args.overwrite,
                              progress=False if args.no_progress else None)
     else:
-        raise CorpusforgeError("engine_unavailable", f"engine {engine!r} is not available in this build; use --engine local")
+        mod = importlib.import_module(f"corpusforge.engines.{engine}")
+        manifest = mod.run(plan, workers=workers, resume=args.resume, overwrite=args.overwrite,
+                           progress=False if args.no_progress else None)
     _print_funnel(manifest, plan.out)
     return 0
 

@@ -89,6 +89,14 @@ def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict,
     return batch, rejects
 
 
+def run_task(plan: Plan, plan_key: str, task: tuple[int, Job]) -> dict:
+    """One (phase, part) on a cluster worker: stage setup() runs once per worker process and plan."""
+    if _worker.get("key") != plan_key:
+        _init_worker(plan, None)
+        _worker["key"] = plan_key
+    return _run_part(task)
+
+
 def _run_part(task: tuple[int, Job]) -> dict:
     k, job = task
     plan: Plan = _worker["plan"]
@@ -216,19 +224,25 @@ def _clean_staged(out: str, k: int, nparts: int) -> set[int]:
     return done
 
 
-def _run_global(plan: Plan, k: int, workers: int) -> None:
-    """Runs global stage k over all staged parts of phase k-1; commits decisions per part, marker last."""
+def _run_global(plan: Plan, k: int, workers: int, backend=None) -> None:
+    """Runs global stage k over all staged parts of phase k-1; commits decisions per part, marker last.
+
+    backend(workdir) -> (primitives, to_local): another engine's primitives for the stage's plan, and a
+    function that lands their decisions as local Parquet files; the per-part commit is the same for all."""
     ph = phases(plan)[k]
     gdir = _decided(plan.out, k)
     if os.path.exists(os.path.join(gdir, "done.json")):
         return
     shutil.rmtree(gdir, ignore_errors=True)
     os.makedirs(gdir)
-    engine = LocalPrimitives(os.path.join(gdir, "work"), workers=workers, batch_rows=plan.config.limits.batch_rows)
+    local = LocalPrimitives(os.path.join(gdir, "work"), workers=workers, batch_rows=plan.config.limits.batch_rows)
+    engine, to_local = backend(os.path.join(gdir, "work", "engine")) if backend else (local, None)
     sdir = _staged(plan.out, k - 1)
     docs = engine.dataset([os.path.join(sdir, f"{part_name(j.part.index)}.parquet") for j in plan.jobs])
     decisions = ph.global_stage.run(engine, docs)
-    by_part = engine.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
+    if to_local is not None:
+        decisions = local.dataset(to_local(decisions), DECISION_SCHEMA)
+    by_part = local.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
     parts, total = {}, 0
     for part, paths in enumerate(by_part):
         if not paths:
@@ -248,7 +262,12 @@ def _run_global(plan: Plan, k: int, workers: int) -> None:
     write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts})
 
 
-def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = False, progress: bool | None = None) -> dict:
+def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+        engine: str = "local", execute=None, backend=None) -> dict:
+    """Runs a plan. The Spark and Beam engines reuse this driver with their own `execute(plan, tasks, ...)`
+    (runs `run_task` for each (phase, job) on the cluster) and global-stage `backend` (see _run_global):
+    the unit of work, its files and the commit protocol are the same, so results are byte-identical."""
+    execute = execute or _execute
     started = time.time()
     done = prepare_output(plan, resume, overwrite)
     phs = phases(plan)
@@ -268,13 +287,13 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
         for k, ph in enumerate(phs):
             if ph.last:
                 todo = [(k, j) for j in plan.jobs if j.part.index not in done]
-                _execute(plan, todo, workers, bar, on_progress)
+                execute(plan, todo, workers, bar, on_progress)
             elif not os.path.exists(os.path.join(_decided(plan.out, k + 1), "done.json")):
                 staged = _clean_staged(plan.out, k, len(plan.jobs))
-                _execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress)
-                _run_global(plan, k + 1, workers)
+                execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress)
+                _run_global(plan, k + 1, workers, backend)
     bar.close()
-    manifest = finish(plan, "local", started, workers)
+    manifest = finish(plan, engine, started, workers)
     shutil.rmtree(os.path.join(plan.out, GLOBAL_DIR), ignore_errors=True)
     return manifest
 
