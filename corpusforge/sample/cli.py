@@ -1,5 +1,132 @@
-"""Subcommands of this package (filled in by its issue)."""
+"""Subcommands: `tokenizer train|eval`, `sample`, `shards verify`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _cmd_tokenizer_train(args) -> int:
+    from corpusforge.errors import CorpusforgeError
+    from corpusforge.sample import tokenizer as T
+    from corpusforge.sample.docs import iter_texts
+
+    if args.vocab_size < 300:
+        raise CorpusforgeError("bad_argument", f"--vocab-size {args.vocab_size}: need at least 300 (256 bytes + specials + merges)")
+    if not 0 <= args.holdout < 1:
+        raise CorpusforgeError("bad_argument", f"--holdout {args.holdout}: must be in [0, 1)")
+    held: list[str] = []
+    trained = [0]
+
+    def train_texts():
+        for i, t in iter_texts(args.inputs, args.text_field):
+            if args.holdout and T.held_out(i, args.holdout):
+                held.append(t)
+            else:
+                trained[0] += 1
+                yield t
+
+    T.train(train_texts(), args.vocab_size, args.out, args.min_frequency)
+    if not trained[0]:
+        raise CorpusforgeError("no_documents", "no documents to train on (all inputs empty or held out)")
+    tok = T.load(args.out)
+    print(f"tokenizer: {args.out} (vocab {tok.get_vocab_size()}, trained on {trained[0]} documents)")
+    if held:
+        r = T.evaluate(tok, iter(held))
+        print(f"held-out: {r['docs']} documents, {r['chars']} chars, {r['tokens']} tokens, "
+              f"{r['chars_per_token']:.3f} chars/token, {r['roundtrip_failures']} round-trip failures")
+    return 0
+
+
+def _cmd_tokenizer_eval(args) -> int:
+    from corpusforge.sample import tokenizer as T
+    from corpusforge.sample.docs import iter_texts
+
+    tok = T.load(args.tokenizer)
+    r = T.evaluate(tok, (t for _, t in iter_texts(args.inputs, args.text_field)))
+    print(f"{r['docs']} documents, {r['chars']} chars, {r['tokens']} tokens, {r['chars_per_token']:.3f} chars/token, "
+          f"{r['roundtrip_failures']} round-trip failures")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from corpusforge.errors import CorpusforgeError
+    from corpusforge.sample.mix import load_mixture
+    from corpusforge.sample.sampler import format_table, sample
+
+    if args.workers < 1 or args.memory_mb < 16:
+        raise CorpusforgeError("bad_argument", "--workers must be >= 1 and --memory-mb >= 16")
+    mix = load_mixture(args.mixture)
+    if args.shard_tokens:
+        mix = mix.model_copy(update={"shard_tokens": args.shard_tokens})
+    m = sample(mix, os.path.abspath(args.out), workers=args.workers, memory_mb=args.memory_mb,
+               progress=not args.no_progress, overwrite=args.overwrite, where=args.mixture)
+    print(format_table(m))
+    print(f"shards: {args.out}  (verify with: corpusforge shards verify {args.out})")
+    return 0
+
+
+def _cmd_shards_verify(args) -> int:
+    from corpusforge.sample.shards import load_manifest, verify
+
+    problems = verify(args.dir)
+    for p in problems:
+        print(f"shards verify: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    m = load_manifest(args.dir)
+    print(f"shards ok: {len(m['shards'])} shard(s), {sum(e['docs'] for e in m['shards'])} documents, "
+          f"{sum(e['tokens'] for e in m['shards'])} tokens; headers, offsets, sizes and sha256 match {args.dir}/shards.json")
+    return 0
 
 
 def add_cli(sub) -> None:
-    return None
+    t = sub.add_parser("tokenizer", help="train or evaluate a byte-level BPE tokenizer",
+                       description="Byte-level BPE tokenizers (HF tokenizers) for the sampler.")
+    tsub = t.add_subparsers(dest="tokenizer_cmd", required=True, metavar="ACTION")
+    tr = tsub.add_parser("train", help="train a tokenizer.json on corpora",
+                         description="Train a byte-level BPE (special tokens <eod>, <pad>) and save it as a standard "
+                         "tokenizer.json. A stable hash of each document id holds out --holdout of the documents; "
+                         "characters per token and round-trip failures on them are printed.")
+    tr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="corpusforge run directories (their kept/*.parquet), or .parquet/.jsonl(.gz/.zst)/.txt files or globs")
+    tr.add_argument("--vocab-size", type=int, default=40000, help="vocabulary size incl. specials (default 40000, as PanGu-α)")
+    tr.add_argument("--out", required=True, metavar="TOK.json", help="where to write tokenizer.json")
+    tr.add_argument("--min-frequency", type=int, default=2, help="merges need a pair seen this often (default 2)")
+    tr.add_argument("--holdout", type=float, default=0.05, help="fraction of documents held out for evaluation (default 0.05)")
+    tr.add_argument("--text-field", default="text", help="text field of .jsonl/.parquet inputs (default text)")
+    tr.set_defaults(fn=_cmd_tokenizer_train)
+    ev = tsub.add_parser("eval", help="characters per token and round-trip failures on corpora",
+                         description="Tokenize INPUTs and print characters per token and decode(encode(t)) != t counts.")
+    ev.add_argument("tokenizer", help="tokenizer.json")
+    ev.add_argument("inputs", nargs="+", metavar="INPUT", help="run directories or .parquet/.jsonl/.txt files or globs")
+    ev.add_argument("--text-field", default="text", help="text field of .jsonl/.parquet inputs (default text)")
+    ev.set_defaults(fn=_cmd_tokenizer_eval)
+
+    s = sub.add_parser("sample", help="sample a weighted, epoch-aware mixture into tokenized Megatron shards",
+                       description="Count tokens per source, plan the draw (weights / epochs, hashed by (seed, id)), "
+                       "shuffle deterministically in bounded memory and write Megatron-LM .bin/.idx shards, "
+                       "tokenizer.json and shards.json into --out. Prints achieved vs requested shares and epochs.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="mixture file:\n  seed: 1\n  seq_len: 1024\n  total_tokens: 2000000\n  tokenizer: tok.json\n"
+                       "  shard_tokens: 268435456   # optional\n  sources:\n    web:  {path: runs/cc, weight: 0.8}\n"
+                       "    wiki: {path: 'wiki/*.jsonl', weight: 0.2, max_epochs: 4}\n    books: {path: runs/books, epochs: 2.5}")
+    s.add_argument("mixture", metavar="MIX.yaml", help="mixture file (see below)")
+    s.add_argument("--out", required=True, metavar="DIR", help="shard directory to create")
+    s.add_argument("--workers", type=int, default=1, help="tokenizer processes (default 1); never changes the output")
+    s.add_argument("--memory-mb", type=int, default=1024,
+                   help="memory budget for shuffle buffers and batches (default 1024); larger draws spill to disk")
+    s.add_argument("--shard-tokens", type=int, help="override the mixture's shard_tokens (tokens per shard, cut at a document end)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing shard directory")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(fn=_cmd_sample)
+
+    sh = sub.add_parser("shards", help="check shard directories", description="Shard directory tools.")
+    shsub = sh.add_subparsers(dest="shards_cmd", required=True, metavar="ACTION")
+    v = shsub.add_parser("verify", help="check headers, sizes, offsets and sha256 of every shard",
+                         description="Check every .idx header (magic, version, dtype), sizes vs .bin length, offsets, "
+                         "document indices, token range, and sha256 of each file against shards.json. Prints each "
+                         "problem with the broken file's path; exits 1 if there are any.")
+    v.add_argument("dir", metavar="DIR", help="a directory written by `corpusforge sample`")
+    v.set_defaults(fn=_cmd_shards_verify)

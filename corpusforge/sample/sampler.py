@@ -1,0 +1,349 @@
+"""`corpusforge sample`: mixture → tokenized, shuffled Megatron shards, reproducibly, in bounded memory.
+
+1. Tokenize every source once (the `tokenize` MapStage, one task per input part, in a process pool);
+   ids, token counts and tokens are spilled to DIR/_work/tok/ in task order. Round-trip failures and
+   unreadable records are quarantined (DIR/quarantine.parquet, shards.json "quarantined").
+2. Plan: per source, target tokens from the mixture. Each source is up-sampled by whole repeats
+   (floor(target / available)) plus a remainder, and down-sampled by the same remainder rule:
+   documents in the order of blake2b(seed, source, id) are taken while they fit in the remaining
+   tokens (a document that would overshoot is skipped, later smaller ones may still fit), so the
+   draw lands within about one small document of the target. Selection depends only on (seed, id).
+3. Shuffle: each drawn (document, repeat) gets a 64-bit blake2b key; copies are appended to 2^k
+   bucket files by the key's top bits (buckets sized to a quarter of --memory-mb), then each bucket
+   is sorted in memory and streamed into shards, so the global order is "sorted by key".
+Nothing depends on worker count, batch sizes or process: --workers 1 and 2 write the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.writers import ParquetSink, atomic_file, write_json
+from corpusforge.rules_files import sha256_file
+from corpusforge.sample import shards as S
+from corpusforge.sample.docs import Task, read_task, tasks_for
+from corpusforge.sample.mix import Mixture, targets
+from corpusforge.sample.stage import ROUNDTRIP, TOKENS, TokenizeParams, TokenizeStage
+from corpusforge.schema import QUARANTINE_SCHEMA
+
+WORK = "_work"
+QUARANTINE = "quarantine.parquet"
+SPILL_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int32()), pa.field(TOKENS, pa.list_(pa.int32()))])
+_REC = np.dtype([("key", "<u8"), ("n", "<u4")])
+_worker: dict = {}
+
+
+def _key(seed: int, *parts: str | int) -> int:
+    h = hashlib.blake2b(digest_size=8, person=b"cf-sample")
+    h.update(str(seed).encode())
+    for p in parts:
+        h.update(b"\x1f" + str(p).encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "big")
+
+
+# ------------------------------------------------------------------ 1. tokenize
+
+
+def _init(params: TokenizeParams) -> None:
+    stage = TokenizeStage(params)
+    stage.setup()
+    _worker["stage"] = stage
+
+
+def _tokenize_task(job: tuple[int, Task, str, int]) -> dict:
+    """Tokenize one input part into a spill file; returns counts and quarantine rows."""
+    si, task, spill, batch_rows = job
+    stage = _worker["stage"]
+    batches, ingest_q = read_task(task, batch_rows)
+    sink = ParquetSink(spill, SPILL_SCHEMA)
+    quarantine, docs, tokens, chars = [], 0, 0, 0
+    try:
+        for b in batches:
+            t = stage.map(b)
+            bad = t.column(ROUNDTRIP).is_valid().to_numpy(zero_copy_only=False)
+            if bad.any():
+                for i in np.flatnonzero(bad):
+                    text = b.column("text")[int(i)].as_py()
+                    raw = text.encode("utf-8", "surrogatepass")
+                    quarantine.append({"id": b.column("id")[int(i)].as_py(), "stage": "tokenize", "file": task.label,
+                                       "line": None, "byte_offset": None, "reason": "tokenizer_roundtrip",
+                                       "detail": t.column(ROUNDTRIP)[int(i)].as_py(),
+                                       "raw_sha1": hashlib.sha1(raw).hexdigest(), "raw": raw[:65536]})
+                t = t.filter(pa.array(~bad))
+            toks = t.column(TOKENS)
+            n = pa.array(np.diff(toks.offsets.to_numpy()).astype(np.int32)) if len(t) else pa.array([], pa.int32())
+            sink.write(pa.RecordBatch.from_arrays([t.column("id"), n, toks], schema=SPILL_SCHEMA))
+            docs += len(t)
+            tokens += int(pa.compute.sum(n).as_py() or 0)
+            chars += sum(len(x) for x in b.column("text").to_pylist())
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    for q in ingest_q:
+        quarantine.append({**q, "file": task.label})
+    return {"source": si, "spill": spill, "docs": docs, "tokens": tokens, "chars": chars, "quarantine": quarantine}
+
+
+def _tokenize_all(jobs, params: TokenizeParams, workers: int, progress: bool) -> list[dict]:
+    bar = tqdm(total=len(jobs), unit="part", desc="tokenize", disable=not progress)
+    out = []
+    try:
+        if workers <= 1:
+            _init(params)
+            for j in jobs:
+                out.append(_tokenize_task(j))
+                bar.update(1)
+                bar.set_postfix(tokens=sum(r["tokens"] for r in out))
+        else:
+            # spawn: the parent may already hold a tokenizer (and its thread pool), which fork would corrupt.
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init,
+                                     initargs=(params,)) as pool:
+                for r in pool.map(_tokenize_task, jobs):
+                    out.append(r)
+                    bar.update(1)
+                    bar.set_postfix(tokens=sum(r["tokens"] for r in out))
+    finally:
+        bar.close()
+    return out
+
+
+# ------------------------------------------------------------------ 2. plan
+
+
+def select(keys: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
+    """Copies per document so that they sum to about `target` tokens: whole repeats, then a
+    remainder filled in key order with the documents that still fit."""
+    avail = int(sizes.sum(dtype=np.int64))
+    full, rem = divmod(target, avail)
+    reps = np.full(len(sizes), full, np.uint32)
+    if rem:
+        order = np.argsort(keys, kind="stable")
+        cum = np.cumsum(sizes[order].astype(np.int64))
+        k = int(np.searchsorted(cum, rem, side="right"))  # the prefix that fits
+        reps[order[:k]] += 1
+        gap = rem - (int(cum[k - 1]) if k else 0)
+        for i in order[k:]:
+            if gap <= 0:
+                break
+            if sizes[i] <= gap:
+                reps[i] += 1
+                gap -= int(sizes[i])
+    return reps
+
+
+def _read_cols(spills: list[str], cols: list[str]):
+    for p in spills:
+        if os.path.getsize(p):
+            pf = pq.ParquetFile(p)
+            for b in pf.iter_batches(batch_size=256, columns=cols):
+                yield b
+
+
+# ------------------------------------------------------------------ 3. shuffle + write
+
+
+class _Buckets:
+    """Append-only bucket files of (key, n) records and their tokens; buffers flushed past a byte cap."""
+
+    def __init__(self, d: str, nbits: int, dtype: np.dtype, cap: int):
+        self.d, self.nbits, self.dtype, self.cap = d, nbits, dtype, cap
+        os.makedirs(d, exist_ok=True)
+        self.buf: dict[int, tuple[list, list]] = {}
+        self.buffered = 0
+
+    def path(self, b: int, ext: str) -> str:
+        return os.path.join(self.d, f"b{b:05d}.{ext}")
+
+    def add(self, key: int, toks: np.ndarray) -> None:
+        b = key >> (64 - self.nbits) if self.nbits else 0
+        recs, arrs = self.buf.setdefault(b, ([], []))
+        recs.append((key, len(toks)))
+        arrs.append(toks)
+        self.buffered += toks.nbytes + _REC.itemsize
+        if self.buffered >= self.cap:
+            self.flush()
+
+    def flush(self) -> None:
+        for b, (recs, arrs) in sorted(self.buf.items()):
+            with open(self.path(b, "keys"), "ab") as f:
+                f.write(np.array(recs, _REC).tobytes())
+            with open(self.path(b, "tok"), "ab") as f:
+                f.write(np.concatenate(arrs).astype(self.dtype, copy=False).tobytes())
+        self.buf.clear()
+        self.buffered = 0
+
+    def sorted_docs(self):
+        """Every document, in global key order: bucket by bucket, each sorted in memory."""
+        for b in range(1 << self.nbits):
+            if not os.path.exists(self.path(b, "keys")):
+                continue
+            recs = np.fromfile(self.path(b, "keys"), _REC)
+            toks = np.fromfile(self.path(b, "tok"), self.dtype)
+            starts = np.zeros(len(recs), np.int64)
+            np.cumsum(recs["n"][:-1].astype(np.int64), out=starts[1:])
+            for i in np.argsort(recs["key"], kind="stable"):
+                yield toks[starts[i]:starts[i] + recs["n"][i]]
+            del recs, toks
+            os.unlink(self.path(b, "keys"))
+            os.unlink(self.path(b, "tok"))
+
+
+def _write_shards(docs, d: str, vocab: int, shard_tokens: int) -> list[dict]:
+    it = iter(docs)
+    head = [next(it, None)]
+    entries = []
+    while head[0] is not None:
+        def one_shard():
+            n = 0
+            while head[0] is not None and n < shard_tokens:
+                yield head[0]
+                n += len(head[0])
+                head[0] = next(it, None)
+
+        entries.append(S.write_shard(os.path.join(d, f"shard-{len(entries):05d}"), one_shard(), vocab))
+    return entries
+
+
+# ------------------------------------------------------------------ driver
+
+
+def prepare_dir(out: str, overwrite: bool) -> None:
+    if os.path.exists(out) and os.listdir(out):
+        if not overwrite:
+            raise CorpusforgeError("output_exists", f"{out}: exists and is not empty (use --overwrite)")
+        if not os.path.exists(os.path.join(out, S.MANIFEST)) and not os.path.exists(os.path.join(out, WORK)):
+            # Never delete a directory this command did not write.
+            raise CorpusforgeError("output_exists", f"{out}: not a shard directory; refusing to overwrite it")
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+
+
+def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: int = 1024, progress: bool = True,
+           overwrite: bool = False, where: str = "mixture") -> dict:
+    from corpusforge.sample.tokenizer import eod_id, load
+
+    tok_path = mix.resolve(mix.tokenizer)
+    tok = load(tok_path)
+    vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
+    del tok
+    budget_bytes = memory_mb << 20
+    names = list(mix.sources)
+    # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
+    batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))
+    src_tasks = [[t for p in mix.sources[n].path for t in tasks_for(p, mix.base_dir, mix.sources[n].text_field, batch_rows)]
+                 for n in names]
+    prepare_dir(out, overwrite)
+    work = os.path.join(out, WORK)
+    os.makedirs(os.path.join(work, "tok"))
+    shutil.copyfile(tok_path, os.path.join(work, S.TOKENIZER))
+    tok_sha = sha256_file(os.path.join(work, S.TOKENIZER))
+    params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha)
+    jobs = [(si, t, os.path.join(work, "tok", f"s{si:03d}-t{ti:05d}.parquet"), batch_rows)
+            for si, ts in enumerate(src_tasks) for ti, t in enumerate(ts)]
+    results = _tokenize_all(jobs, params, workers, progress)
+
+    quarantine = [q for r in results for q in r["quarantine"]]
+    spills = {n: [r["spill"] for r in results if r["source"] == si] for si, n in enumerate(names)}
+    available = {n: sum(r["tokens"] for r in results if r["source"] == si) for si, n in enumerate(names)}
+    want, req_epochs, budget = targets(mix, available, where)
+
+    # Plan: copies per document, from (seed, source, id) only; hashed into plan_sha256.
+    plan_h = hashlib.sha256()
+    reps: dict[str, np.ndarray] = {}
+    for n in names:
+        ids, sizes = [], []
+        for b in _read_cols(spills[n], ["id", "n"]):
+            ids += b.column("id").to_pylist()
+            sizes.append(b.column("n").to_numpy())
+        sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
+        keys = np.array([_key(mix.seed, n, i) for i in ids], np.uint64)
+        reps[n] = select(keys, sizes, want[n])
+        plan_h.update(json.dumps([n, ids, reps[n].tolist()], ensure_ascii=False).encode())
+        del ids, keys
+
+    dtype = S.token_dtype(vocab)
+    drawn_bytes = sum(int((reps[n].astype(np.int64) * sizes_of).sum()) for n, sizes_of in
+                      ((n, _sizes(spills[n])) for n in names)) * dtype.itemsize
+    nbits = max(0, math.ceil(math.log2(max(1, drawn_bytes / (budget_bytes / 4)))))
+    buckets = _Buckets(os.path.join(work, "buckets"), nbits, dtype, budget_bytes // 8)
+    drawn = Counter()
+    docs_drawn = Counter()
+    for si, n in enumerate(names):
+        row = 0
+        for b in _read_cols(spills[n], ["id", TOKENS]):
+            ids = b.column("id").to_pylist()
+            col = b.column(TOKENS)
+            offs = col.offsets.to_numpy()
+            flat = col.values.to_numpy()
+            for j, doc in enumerate(ids):
+                r = int(reps[n][row])
+                row += 1
+                if not r:
+                    continue
+                toks = flat[offs[j]:offs[j + 1]]
+                for k in range(r):
+                    buckets.add(_key(mix.seed, "shuffle", n, doc, k), toks)
+                drawn[n] += r * len(toks)
+                docs_drawn[n] += r
+    buckets.flush()
+    entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)
+
+    total = sum(drawn.values())
+    sources = {}
+    for si, n in enumerate(names):
+        sources[n] = {"requested_share": want[n] / budget, "achieved_share": drawn[n] / total if total else 0.0,
+                      "requested_epochs": req_epochs[n], "achieved_epochs": drawn[n] / available[n],
+                      "tokens_available": available[n], "tokens_target": want[n], "tokens_drawn": drawn[n],
+                      "docs_available": sum(r["docs"] for r in results if r["source"] == si),
+                      "docs_drawn": docs_drawn[n],
+                      "chars_available": sum(r["chars"] for r in results if r["source"] == si)}
+    q_counts = Counter(q["reason"] for q in quarantine)
+    if quarantine:
+        sink = ParquetSink(os.path.join(out, QUARANTINE), QUARANTINE_SCHEMA)
+        sink.write(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
+        sink.commit()
+    with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
+        shutil.copyfileobj(src, f)
+    resolved = mix.model_dump(mode="json")
+    resolved["tokenizer"] = os.path.abspath(tok_path)
+    resolved["total_tokens"] = budget
+    for n, s in resolved["sources"].items():
+        s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
+    manifest = {"format": S.FORMAT, "tokenizer": {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab},
+                "seq_len": mix.seq_len, "seed": mix.seed, "mix": resolved, "plan_sha256": plan_h.hexdigest(),
+                "eod_id": eod, "dtype": dtype.name, "shards": entries, "sources": sources,
+                "quarantined": dict(sorted(q_counts.items())), "tokens": total,
+                "docs": sum(e["docs"] for e in entries)}
+    shutil.rmtree(work)
+    write_json(os.path.join(out, S.MANIFEST), manifest)  # last: its presence means the directory is complete
+    return manifest
+
+
+def _sizes(spills: list[str]) -> np.ndarray:
+    parts = [b.column("n").to_numpy() for b in _read_cols(spills, ["n"])]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def format_table(m: dict) -> str:
+    lines = [f"{'source':<16}{'available':>12}{'drawn':>12}{'share req':>11}{'share got':>11}"
+             f"{'epochs req':>12}{'epochs got':>12}{'docs':>9}"]
+    for n, s in m["sources"].items():
+        lines.append(f"{n:<16}{s['tokens_available']:>12}{s['tokens_drawn']:>12}{100 * s['requested_share']:>10.2f}%"
+                     f"{100 * s['achieved_share']:>10.2f}%{s['requested_epochs']:>12.3f}{s['achieved_epochs']:>12.3f}"
+                     f"{s['docs_drawn']:>9}")
+    q = ", ".join(f"{k}={v}" for k, v in m["quarantined"].items()) or "none"
+    lines.append(f"{m['tokens']} tokens in {m['docs']} documents, {len(m['shards'])} shard(s); quarantined: {q}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Byte-level BPE (HF `tokenizers`, as GPT-2; PanGu-α used BPE with ~40k ids), saved as a standard
+tokenizer.json. No normalizer: decode(encode(t)) == t is what the sampler checks per document."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Iterable, Iterator
+
+from corpusforge.errors import CorpusforgeError
+
+EOD = "<eod>"
+PAD = "<pad>"
+SPECIAL_TOKENS = [EOD, PAD]
+
+
+def load(path: str):
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(path)
+    except FileNotFoundError:
+        raise CorpusforgeError("missing_tokenizer", f"{path}: no such file") from None
+    except Exception as e:  # tokenizers raises a bare Exception on bad JSON
+        raise CorpusforgeError("bad_tokenizer", f"{path}: not a tokenizer.json ({e})") from None
+    # A document that literally contains "<eod>" must not inject a document boundary.
+    tok.encode_special_tokens = True
+    return tok
+
+
+def eod_id(tok, path: str = "tokenizer") -> int:
+    i = tok.token_to_id(EOD)
+    if i is None:
+        raise CorpusforgeError("bad_tokenizer", f"{path}: has no {EOD} token (train it with `corpusforge tokenizer train`)")
+    return i
+
+
+def held_out(doc_id: str, fraction: float) -> bool:
+    """Stable split by id: the same documents are held out on every run."""
+    h = int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8, person=b"cf-heldout").digest(), "big")
+    return h < fraction * 2**64
+
+
+def train(texts: Iterable[str], vocab_size: int, out: str, min_frequency: int = 2) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from corpusforge.io.writers import atomic_file
+
+    tok = Tokenizer(models.BPE())
+    # GPT-2's split (letters / digits / punctuation runs) keeps CJK runs whole between punctuation,
+    # so merges learn multi-character Chinese words.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    data = tok.to_str(pretty=True).encode("utf-8")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with atomic_file(out) as f:
+        f.write(data)
+
+
+def evaluate(tok, texts: Iterator[str], batch: int = 256) -> dict:
+    """Characters per token (EOD not counted) and round-trip failures over the given texts."""
+    chars = tokens = docs = bad = 0
+    buf: list[str] = []
+
+    def flush():
+        nonlocal chars, tokens, docs, bad
+        encs = tok.encode_batch_fast(buf, add_special_tokens=False)
+        dec = tok.decode_batch([e.ids for e in encs], skip_special_tokens=False)
+        for t, e, d in zip(buf, encs, dec):
+            chars += len(t)
+            tokens += len(e.ids)
+            docs += 1
+            bad += d != t
+        buf.clear()
+
+    for t in texts:
+        buf.append(t)
+        if len(buf) >= batch:
+            flush()
+    if buf:
+        flush()
+    return {"docs": docs, "chars": chars, "tokens": tokens, "roundtrip_failures": bad,
+            "chars_per_token": chars / tokens if tokens else 0.0}
