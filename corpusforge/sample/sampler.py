@@ -231,7 +231,7 @@ def prepare_dir(out: str, overwrite: bool) -> None:
     os.makedirs(out, exist_ok=True)
 
 
-def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: int = 1024, progress: bool = True,
+def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, progress: bool = True,
            overwrite: bool = False, where: str = "mixture") -> dict:
     from corpusforge.sample.tokenizer import eod_id, load
 
@@ -239,7 +239,7 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: int = 1024, prog
     tok = load(tok_path)
     vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
     del tok
-    budget_bytes = memory_mb << 20
+    budget_bytes = int(memory_mb * (1 << 20))
     names = list(mix.sources)
     # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
     batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))
