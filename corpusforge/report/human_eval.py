@@ -1,0 +1,71 @@
+"""Human evaluation (PanGu-α §3: reviewers rated fluency and flagged ads, repeated short sentences
+and sensitive words): ratings of deterministic samples of kept documents, stored in
+RUN_DIR/human_eval.json (atomic rewrite; outside kept/rejects/quarantine, so the audit ignores it)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.writers import write_json
+
+FILE = "human_eval.json"
+FLAGS = {"ads": "ads / promotion", "repeated": "repeated short sentences", "sensitive": "sensitive words",
+         "garbled": "garbled / not fluent Chinese"}
+LOW_FLUENCY = 2  # fluency 1–5; at or below this a rating counts as low quality
+_lock = threading.Lock()
+
+
+def load(run_dir: str) -> dict:
+    path = os.path.join(run_dir, FILE)
+    if not os.path.exists(path):
+        return {"ratings": {}}
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorpusforgeError("bad_ratings", f"{path}: {e}") from None
+    return d if isinstance(d, dict) and isinstance(d.get("ratings"), dict) else {"ratings": {}}
+
+
+def save_rating(run_dir: str, doc_id: str, reviewer: str, fluency: int, flags: list[str]) -> dict:
+    """One rating per (document, reviewer); a new one replaces the old. Read-modify-write under a
+    lock (the server is threaded), written atomically."""
+    if not 1 <= fluency <= 5:
+        raise CorpusforgeError("bad_rating", "fluency must be 1–5")
+    bad = sorted(set(flags) - set(FLAGS))
+    if bad:
+        raise CorpusforgeError("bad_rating", f"unknown flags {bad}")
+    with _lock:
+        d = load(run_dir)
+        d["ratings"].setdefault(doc_id, {})[reviewer] = {"fluency": fluency, "flags": sorted(set(flags))}
+        write_json(os.path.join(run_dir, FILE), d)
+    return d
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n (sound for small n and for k = 0 or n)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def is_low(r: dict) -> bool:
+    return bool(r.get("flags")) or int(r.get("fluency", 5)) <= LOW_FLUENCY
+
+
+def aggregate(d: dict) -> dict:
+    ratings = [r for per in d["ratings"].values() for r in per.values()]
+    n, k = len(ratings), sum(is_low(r) for r in ratings)
+    lo, hi = wilson(k, n)
+    return {"ratings": n, "documents": len(d["ratings"]), "reviewers": len({rv for per in d["ratings"].values() for rv in per}),
+            "low_quality": k, "low_quality_ratio": (k / n) if n else None, "ci95": [lo, hi],
+            "mean_fluency": (sum(int(r["fluency"]) for r in ratings) / n) if n else None,
+            "flags": {f: sum(f in r.get("flags", []) for r in ratings) for f in FLAGS}}
