@@ -76,7 +76,9 @@ class Mixture(_Strict):
 
 
 def _format(e: ValidationError) -> str:
-    err = e.errors()[0]
+    # A misspelt key also shows up as a missing one: name the misspelling.
+    errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+    err = errs[0]
     loc = ".".join(str(p) for p in err["loc"])
     got = f" (got {err['input']!r})" if err["type"] not in ("missing", "value_error") and "input" in err else ""
     msg = err["msg"].removeprefix("Value error, ")
