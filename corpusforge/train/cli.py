@@ -1,5 +1,151 @@
-"""Subcommands of this package (filled in by its issue)."""
+"""Subcommands: train, eval-ppl, quality-eval (torch is imported only when one of them runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def _cmd_train(args) -> int:
+    from corpusforge.train.trainer import TrainArgs, train
+
+    _threads(args)
+    r = train(TrainArgs(data=args.data, out=args.out, config=args.config, steps=args.steps, batch_size=args.batch_size,
+                        lr=args.lr, warmup=args.warmup, seed=args.seed, seq_len=args.seq_len, eval_every=args.eval_every,
+                        checkpoint_every=args.checkpoint_every, device=args.device, resume=args.resume,
+                        overwrite=args.overwrite, stop_at=args.stop_at, progress=not args.no_progress))
+    ev = r["eval"] or {}
+    state = "finished" if r["finished"] else "stopped (resume with --resume)"
+    print(f"{state} at step {r['step']}: {r['tokens']} tokens, {r['tokens_per_s']:,.0f} tokens/s"
+          + (f", eval loss {ev['eval_loss']:.4f}, eval ppl {ev['eval_ppl']:.2f}" if ev else "")
+          + f"; log: {os.path.join(args.out, 'log.jsonl')}")
+    return 0
+
+
+def heldout_docs(run, path: str, text_field: str = "text"):
+    """Token documents of HELDOUT: a shard directory as stored (must share the run's tokenizer), or
+    text (run dir, .jsonl/.parquet/.txt) tokenized with the run's tokenizer."""
+    import numpy as np
+
+    from corpusforge.errors import CorpusforgeError
+    from corpusforge.rules_files import sha256_file
+
+    if os.path.isfile(os.path.join(path, "shards.json")):
+        from corpusforge.sample.shards import load_manifest, open_shards
+
+        m = load_manifest(path)
+        if sha256_file(os.path.join(path, m["tokenizer"]["path"])) != run.config["tokenizer_sha256"]:
+            raise CorpusforgeError("tokenizer_mismatch", f"{path}: shards use another tokenizer than {run.dir}")
+        return [np.asarray(d, dtype=np.int64) for s in open_shards(path) for d in (s[i] for i in range(len(s)))]
+    from corpusforge.sample.docs import iter_texts
+
+    texts = [t for _, t in iter_texts([path], text_field)]
+    return run.encode(texts)
+
+
+def _cmd_eval_ppl(args) -> int:
+    from corpusforge.io.writers import write_json
+    from corpusforge.train import evaluate
+    from corpusforge.train.trainer import pick_device
+
+    _threads(args)
+    run = evaluate.Run(args.model, device=pick_device(args.device))
+    docs = heldout_docs(run, args.data, args.text_field)
+    res = evaluate.ppl(run.model, docs, run.eod, run.device) | {"model": os.path.abspath(args.model),
+                                                                "data": os.path.abspath(args.data)}
+    out = args.out or os.path.join(args.model, "eval_ppl.json")
+    write_json(out, res)
+    if args.write_cutoffs:
+        from corpusforge.train import charlm
+        from corpusforge.rules_files import sha256_file
+
+        nll, cnt = evaluate.doc_nll(run.model, docs, run.eod, run.device)
+        import numpy as np
+
+        cuts = charlm.cutoffs(np.exp(nll / np.maximum(cnt, 1)))
+        write_json(os.path.join(args.model, "ppl_cutoffs.json"),
+                   {"kind": "ppl_cutoffs", "cutoffs": cuts, "percentiles": list(charlm.BUCKET_PERCENTILES),
+                    "reference": os.path.abspath(args.data), "reference_docs": len(docs),
+                    "model_sha256": sha256_file(os.path.join(args.model, "model.pt"))})
+    print(json.dumps(res, ensure_ascii=False))
+    return 0
+
+
+def _cmd_quality_eval(args) -> int:
+    from corpusforge.train import quality_eval
+
+    _threads(args)
+    cfg = quality_eval.load_config(args.config)
+    if args.out:
+        cfg.out = os.path.abspath(args.out)
+    rep = quality_eval.run(cfg, progress=not args.no_progress)
+    print(quality_eval.table(rep))
+    print(f"written: {os.path.join(cfg.path(cfg.out), 'quality_eval.json')}, quality_eval.md")
+    return 0
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        from corpusforge.train import require_torch
+
+        require_torch().set_num_threads(args.threads)
 
 
 def add_cli(sub) -> None:
-    return None
+    t = sub.add_parser("train", help="train a compact PanGu-α on shards from `corpusforge sample`",
+                       description="Train PanGu-α (pre-LN decoder + top query layer) on the shards of `corpusforge sample`: "
+                       "memory-mapped, document-level train/validation split, AdamW with linear warmup and cosine decay, "
+                       "gradient clipping, periodic validation and checkpoints. Writes OUT/log.jsonl (one JSON row per step: "
+                       "step, tokens, loss, lr; eval rows: eval_loss, eval_ppl), OUT/config.json, OUT/tokenizer.json, "
+                       "OUT/checkpoint.pt and, when finished, OUT/model.pt.")
+    t.add_argument("--data", required=True, metavar="SHARDS", help="shard directory written by `corpusforge sample`")
+    t.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or continue with --resume)")
+    t.add_argument("--config", default="tiny", choices=["tiny", "350m", "2.6b", "13b", "200b"],
+                   help="model shape (default tiny: 2 layers, d_model 64, trains on a laptop CPU; 350m is the paper's eval model)")
+    t.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200); also the cosine schedule's length")
+    t.add_argument("--batch-size", type=int, default=8, help="sequences per step (default 8)")
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3; decays to 0.1x by cosine)")
+    t.add_argument("--warmup", type=int, help="linear warmup steps (default 10%% of --steps, at most 200)")
+    t.add_argument("--seed", type=int, default=1234, help="seeds the model init and the data order (default 1234)")
+    t.add_argument("--seq-len", type=int, help="context length (default: the config's; tiny 128, paper shapes 1024)")
+    t.add_argument("--eval-every", type=int, default=50, help="validate every N steps (default 50, and at the end)")
+    t.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (default: --eval-every, and at the end)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt; the loss curve is the same "
+                   "as an uninterrupted run's")
+    t.add_argument("--overwrite", action="store_true", help="start over in an OUT that already holds a run")
+    t.add_argument("--stop-at", type=int, metavar="STEP", help="stop after STEP with a checkpoint, as an interruption would "
+                   "(the schedule still spans --steps)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present, else CPU")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(fn=_cmd_train)
+
+    e = sub.add_parser("eval-ppl", help="perplexity of a trained run on held-out data",
+                       description="Perplexity (exp of the mean per-token loss; every document scored on its own from an "
+                       "EOD context) of RUN on HELDOUT. Prints and writes JSON {ppl, loss, tokens, docs}.")
+    e.add_argument("--model", required=True, metavar="RUN", help="a finished `corpusforge train` run directory")
+    e.add_argument("--data", required=True, metavar="HELDOUT", help="a shard directory (same tokenizer), a corpusforge run "
+                   "directory, or .jsonl/.parquet/.txt text, tokenized with RUN/tokenizer.json")
+    e.add_argument("--text-field", default="text", help="text field of .jsonl/.parquet inputs (default text)")
+    e.add_argument("--out", metavar="FILE", help="where to write the JSON (default RUN/eval_ppl.json)")
+    e.add_argument("--write-cutoffs", action="store_true", help="also write RUN/ppl_cutoffs.json: head/middle/tail "
+                   "per-document PPL cutoffs (33rd/67th percentiles of HELDOUT) for the perplexity stage's neural backend")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present, else CPU")
+    e.add_argument("--threads", type=int, help="torch CPU threads")
+    e.set_defaults(fn=_cmd_eval_ppl)
+
+    q = sub.add_parser("quality-eval", help="judge corpora by the held-out PPL of a model trained on each",
+                       description="PanGu-α's loop: for every candidate corpus sample the same token budget (the sampler), "
+                       "train the same model config with the same seeds, and evaluate PPL on one held-out high-quality "
+                       "set (which must not overlap any candidate). Writes OUT/quality_eval.json and OUT/quality_eval.md.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config file (paths relative to it):\n  out: qe_out\n  tokenizer: tok.json\n"
+                       "  heldout: hq_heldout.jsonl\n  candidates:\n    raw: raw.jsonl\n    cleaned: runs/cleaned   # a run dir\n"
+                       "  budget_tokens: 150000\n  seeds: [1, 2, 3]\n  model: tiny\n  seq_len: 128\n"
+                       "  train: {steps: 200, batch_size: 8, lr: 0.003, device: auto}")
+    q.add_argument("config", metavar="CONFIG.yaml", help="quality-eval config (see below)")
+    q.add_argument("--out", help="override the config's out")
+    q.add_argument("--threads", type=int, help="torch CPU threads")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    q.set_defaults(fn=_cmd_quality_eval)

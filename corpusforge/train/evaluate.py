@@ -1,0 +1,96 @@
+"""Perplexity of token documents under a trained run (eval-ppl, quality-eval, the neural stage backend).
+
+Each document is scored on its own: the context starts with EOD (the sampler's document separator),
+so no document borrows context from its neighbour and a per-document score does not depend on which
+other documents share its batch. Documents longer than seq_len are scored in consecutive chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.train import require_torch
+
+
+def _chunks(doc: np.ndarray, eod: int, L: int):
+    """(input, target) pairs of at most L tokens covering every token of doc exactly once."""
+    seq = np.concatenate([[eod], np.asarray(doc, dtype=np.int64)])
+    for s in range(0, len(seq) - 1, L):
+        yield seq[s:s + L], seq[s + 1:s + L + 1]
+
+
+def doc_nll(model, docs: list[np.ndarray], eod: int, device: str = "cpu", batch_tokens: int = 16384):
+    """(sum of -log p in nats, token count) per document, as float64 / int64 arrays."""
+    torch = require_torch()
+    L = model.cfg.seq_len
+    items = [(i, x, y) for i, d in enumerate(docs) for x, y in _chunks(d, eod, L)]
+    nll = np.zeros(len(docs), dtype=np.float64)
+    cnt = np.zeros(len(docs), dtype=np.int64)
+    # Longest first so each padded batch wastes little; the order never changes a document's sum.
+    items.sort(key=lambda t: -len(t[1]))
+    per = max(1, batch_tokens // L)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for b in range(0, len(items), per):
+            group = items[b:b + per]
+            T = max(len(x) for _, x, _ in group)
+            X = torch.full((len(group), T), eod, dtype=torch.long)
+            Y = torch.full((len(group), T), -1, dtype=torch.long)
+            for r, (_, x, y) in enumerate(group):
+                X[r, :len(x)] = torch.from_numpy(x)
+                Y[r, :len(y)] = torch.from_numpy(y)
+            X, Y = X.to(device), Y.to(device)
+            tok = model.loss(X, Y, reduction="none").view(len(group), T).double().cpu().numpy()
+            for r, (i, _, y) in enumerate(group):
+                nll[i] += tok[r, :len(y)].sum()
+                cnt[i] += len(y)
+    model.train(was_training)
+    return nll, cnt
+
+
+def ppl(model, docs: list[np.ndarray], eod: int, device: str = "cpu") -> dict:
+    nll, cnt = doc_nll(model, docs, eod, device)
+    total = int(cnt.sum())
+    if total == 0:
+        raise CorpusforgeError("empty_heldout", "no tokens to evaluate")
+    return {"ppl": float(np.exp(nll.sum() / total)), "loss": float(nll.sum() / total), "tokens": total, "docs": len(docs)}
+
+
+class Run:
+    """A finished (or checkpointed) `corpusforge train` run: model, tokenizer and EOD id."""
+
+    def __init__(self, run_dir: str, device: str = "cpu"):
+        torch = require_torch()
+        from corpusforge.sample.tokenizer import load as load_tokenizer
+        from corpusforge.train.model import PanguAlpha, PanguConfig
+
+        self.dir = run_dir
+        cfg_path, model_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "model.pt")
+        for p in (cfg_path, model_path, os.path.join(run_dir, "tokenizer.json")):
+            if not os.path.isfile(p):
+                raise CorpusforgeError("bad_run", f"{p}: missing (not a finished `corpusforge train` run)")
+        with open(cfg_path, encoding="utf-8") as f:
+            self.config = json.load(f)
+        self.model = PanguAlpha(PanguConfig(**self.config["model"]))
+        self.model.load_state_dict(torch.load(model_path, map_location="cpu", weights_only=True))
+        self.model.to(device).eval()
+        self.device = device
+        self.eod = int(self.config["eod_id"])
+        self.tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))  # the sampler's settings
+
+    def files(self) -> list[str]:
+        return [os.path.join(self.dir, n) for n in ("model.pt", "config.json", "tokenizer.json")]
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Text → token ids ending in EOD, the way the sampler writes documents."""
+        enc = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        return [np.array(e.ids + [self.eod], dtype=np.int64) for e in enc]
+
+    def doc_ppl(self, texts: list[str]) -> np.ndarray:
+        nll, cnt = doc_nll(self.model, self.encode(texts), self.eod, self.device)
+        return np.exp(nll / np.maximum(cnt, 1))
