@@ -55,8 +55,8 @@ def _cmd_sample(args) -> int:
     from corpusforge.sample.mix import load_mixture
     from corpusforge.sample.sampler import format_table, sample
 
-    if args.workers < 1 or args.memory_mb < 16:
-        raise CorpusforgeError("bad_argument", "--workers must be >= 1 and --memory-mb >= 16")
+    if args.workers < 1 or args.memory_mb < 4:
+        raise CorpusforgeError("bad_argument", "--workers must be >= 1 and --memory-mb >= 4")
     mix = load_mixture(args.mixture)
     if args.shard_tokens:
         mix = mix.model_copy(update={"shard_tokens": args.shard_tokens})

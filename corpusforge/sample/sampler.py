@@ -20,7 +20,9 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import shutil
+import threading
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
@@ -62,11 +64,32 @@ def _init(params: TokenizeParams) -> None:
     _worker["stage"] = stage
 
 
+def _prefetch(it, depth: int = 2):
+    """Parse the next batches in a thread: the reader holds the GIL, encode_batch releases it."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+
+    def fill():
+        try:
+            for x in it:
+                q.put(x)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    threading.Thread(target=fill, daemon=True).start()
+    while (x := q.get()) is not done:
+        if isinstance(x, BaseException):
+            raise x
+        yield x
+
+
 def _tokenize_task(job: tuple[int, Task, str, int]) -> dict:
     """Tokenize one input part into a spill file; returns counts and quarantine rows."""
     si, task, spill, batch_rows = job
     stage = _worker["stage"]
     batches, ingest_q = read_task(task, batch_rows)
+    batches = _prefetch(batches)
     sink = ParquetSink(spill, SPILL_SCHEMA)
     quarantine, docs, tokens, chars = [], 0, 0, 0
     try:

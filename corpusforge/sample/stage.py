@@ -59,14 +59,14 @@ class TokenizeStage(MapStage):
         if not hasattr(self, "tok"):
             self.setup()
         p = self.params
-        ids = [np.asarray(e.ids, np.int32) for e in self.tok.encode_batch_fast(texts, add_special_tokens=False)]
+        lists = [e.ids for e in self.tok.encode_batch_fast(texts, add_special_tokens=False)]
         errors: list[str | None] = [None] * len(texts)
         if p.check_roundtrip:
             # Whole sequences are decoded, never token by token (Megatron #4126).
-            for i, (t, d) in enumerate(zip(texts, self.tok.decode_batch([a.tolist() for a in ids],
-                                                                       skip_special_tokens=False))):
+            for i, (t, d) in enumerate(zip(texts, self.tok.decode_batch(lists, skip_special_tokens=False))):
                 if d != t:
                     errors[i] = first_difference(t, d)
+        ids = [np.asarray(a, np.int32) for a in lists]
         out: list[np.ndarray | None] = []
         for a, err in zip(ids, errors):
             if err is not None:
