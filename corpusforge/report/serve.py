@@ -20,7 +20,8 @@ from corpusforge.report.build import RunReport, gather_extra, page
 
 MAX_BODY = 64 * 1024
 HEADERS = {"Content-Security-Policy": render.CSP + "; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
+           # same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on our own form posts
+           "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 
 
 def is_loopback(host: str) -> bool:
