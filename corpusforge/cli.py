@@ -17,6 +17,11 @@ def _cmd_run(args) -> int:
     from corpusforge.runner import make_plan
 
     cfg = load_config(args.config, args.set or [])
+    for kv in getattr(args, "engine_opt", None) or []:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise CorpusforgeError("bad_option", f"--engine-opt {kv!r}: expected KEY=VALUE")
+        cfg.engine.options[k] = v
     workers = args.workers or cfg.engine.workers
     engine = args.engine or cfg.engine.kind
     plan = make_plan(cfg)
@@ -127,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set stages.0.with.min_chars=200 (repeatable)")
+    r.add_argument("--engine-opt", action="append", metavar="KEY=VALUE",
+                   help="engine setting merged into engine.options: a Spark conf (spark.executor.memory=4g, "
+                   "master=spark://host:7077) or a Beam pipeline option (runner=FlinkRunner); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_run)
 

@@ -89,11 +89,16 @@ def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict,
     return batch, rejects
 
 
-def run_task(plan: Plan, plan_key: str, task: tuple[int, Job]) -> dict:
-    """One (phase, part) on a cluster worker: stage setup() runs once per worker process and plan."""
+def setup_worker(plan: Plan, plan_key: str) -> None:
+    """Stage setup() on a cluster worker, once per process and plan."""
     if _worker.get("key") != plan_key:
         _init_worker(plan, None)
         _worker["key"] = plan_key
+
+
+def run_task(plan: Plan, plan_key: str, task: tuple[int, Job]) -> dict:
+    """One (phase, part) on a cluster worker."""
+    setup_worker(plan, plan_key)
     return _run_part(task)
 
 

@@ -1,0 +1,253 @@
+"""Apache Beam engine: the local driver's plan (corpusforge/engines/local.py) with Beam doing the work.
+
+* Per-row phases: a pipeline `Create(task numbers) | Reshuffle | ParDo(part task)`; the DoFn runs stage
+  `setup()` in `DoFn.setup()` (once per worker), streams its input part through the stages and commits the
+  part's kept, rejects and quarantine files plus a marker exactly as a local worker does. A retried bundle
+  rewrites the same bytes (temp file + rename), so outputs are byte-identical to the local engine.
+* Global stages (dedup): `BeamPrimitives` run each primitive as a Beam pipeline over Parquet files —
+  `ReadAllFromParquetBatched` → `ParDo`/`Map` over RecordBatches → `WriteToParquetBatched`, `CombinePerKey`
+  for combine, `CoGroupByKey` for joins — so every step is materialized and memory stays bounded.
+* Counts come from the committed part markers and files, never from Beam metrics.
+
+Runner options come from `engine.options` (or `pipelines/beam_run.py` argv): the default is the
+DirectRunner in multi-processing mode with `workers` processes. On Dataflow, Flink or Spark runners the
+output folder must be a filesystem every worker mounts at the same path (see docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from corpusforge.engines import local
+from corpusforge.engines.primitives import AGG_OPS, COMPONENT_SCHEMA, LocalPrimitives
+from corpusforge.errors import CorpusforgeError
+from corpusforge.runner import Plan, part_name, resume_key, stable_hash
+
+
+def _beam():
+    try:
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        import apache_beam as beam
+    except ImportError:
+        raise CorpusforgeError("missing_dependency", "the Beam engine needs apache-beam: pip install 'corpusforge[beam]'") from None
+    return beam
+
+
+def pipeline_options(options: dict | list | None, workers: int):
+    """(part options, primitive options) from a dict (engine.options) or argv list. Default: the DirectRunner,
+    multi-processing with `workers` processes for the part tasks, and in-memory for the many small
+    global-stage steps (a multi-process DirectRunner pays seconds of worker start-up per pipeline)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    argv = list(options) if isinstance(options, list) else \
+        [f"--{k}" if v in ("", True) else f"--{k}={v}" for k, v in (options or {}).items()]
+    if any(a.startswith("--runner") for a in argv):
+        return PipelineOptions(argv), PipelineOptions(argv)
+    direct = argv + ["--runner=DirectRunner"]
+    return (PipelineOptions(direct + ["--direct_running_mode=multi_processing", f"--direct_num_workers={max(1, workers)}"]),
+            PipelineOptions(direct + ["--direct_running_mode=in_memory"]))
+
+
+# ----------------------------------------------------------------------------------- per-row phases
+
+
+def _part_fn_class():
+    beam = _beam()
+
+    class RunParts(beam.DoFn):
+        """One (phase, part) task per element; emits the committed marker."""
+
+        def __init__(self, plan: Plan, plan_key: str, todo: list):
+            self.plan, self.plan_key, self.todo = plan, plan_key, todo
+
+        def setup(self):
+            local.setup_worker(self.plan, self.plan_key)
+
+        def process(self, i):
+            rec = local.run_task(self.plan, self.plan_key, self.todo[i])
+            yield json.dumps({"part": rec["part"], "counts": rec["counts"]}, sort_keys=True)
+
+    return RunParts
+
+
+# ------------------------------------------------------------------------------------ global stages
+
+
+class _ApplyFn:
+    def __init__(self, fn: Callable, schema: pa.Schema):
+        self.fn, self.schema = fn, schema
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        out = pa.concat_tables([_as_table(self.fn(b), self.schema) for b in table.to_batches()] or [self.schema.empty_table()])
+        return out
+
+
+def _as_table(out, schema: pa.Schema) -> pa.Table:
+    t = out if isinstance(out, pa.Table) else pa.Table.from_batches([out])
+    return t.select(schema.names).cast(schema)
+
+
+class _KeyRows:
+    """Table → (key tuple, row dict) pairs, for CoGroupByKey."""
+
+    def __init__(self, on: list[str]):
+        self.on = on
+
+    def __call__(self, table: pa.Table):
+        for r in table.to_pylist():
+            yield tuple(r[k] for k in self.on), r
+
+
+class _PreCombine:
+    """Map-side combiner per batch (like the local engine's): (key tuple, tuple of partial aggregates)."""
+
+    def __init__(self, keys: list[str], partial: list[tuple[str, str]]):
+        self.keys, self.partial = keys, partial
+
+    def __call__(self, table: pa.Table):
+        g = table.group_by(self.keys, use_threads=False).aggregate(self.partial)
+        cols = [g.column(k).to_pylist() for k in self.keys]
+        vals = [g.column(f"{c}_{op}").to_pylist() for c, op in self.partial]
+        for i in range(g.num_rows):
+            yield tuple(c[i] for c in cols), tuple(v[i] for v in vals)
+
+
+class _Joined:
+    """CoGroupByKey result → the joined rows (left columns + right non-key columns)."""
+
+    def __init__(self, on: list[str]):
+        self.on = on
+
+    def __call__(self, item):
+        _, groups = item
+        for lr in groups["left"]:
+            for rr in groups["right"]:
+                yield {**lr, **{k: v for k, v in rr.items() if k not in self.on}}
+
+
+def _rows_to_table(schema: pa.Schema):
+    return lambda rows: pa.Table.from_pylist(list(rows), schema=schema)
+
+
+class BeamPrimitives(LocalPrimitives):
+    """Each primitive is one Beam pipeline from Parquet files to Parquet files; IO helpers (read, count,
+    from_table) are the local engine's, since datasets are the same kind of handle: Parquet file lists."""
+
+    def __init__(self, workdir: str, options):
+        super().__init__(workdir)
+        self.options = options
+
+    def _run(self, build: Callable, name: str, schema: pa.Schema):
+        beam = _beam()
+        from apache_beam.io import parquetio
+
+        d = self._dir(name)
+        prefix = os.path.join(d, "part")
+        with beam.Pipeline(options=self.options) as p:
+            tables = build(p)
+            tables | "write" >> parquetio.WriteToParquetBatched(prefix, schema, file_name_suffix=".parquet")
+        return self.dataset(sorted(glob.glob(prefix + "*.parquet")), schema)
+
+    def _source(self, p, ds, label: str):
+        beam = _beam()
+        from apache_beam.io import parquetio
+
+        if not ds.paths:
+            return p | f"{label}-none" >> beam.Create([])
+        return (p | f"{label}-files" >> beam.Create(list(ds.paths))
+                | f"{label}-read" >> parquetio.ReadAllFromParquetBatched(label=f"{label}-readall"))
+
+    def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
+        beam = _beam()
+        return self._run(lambda p: self._source(p, ds, "in") | "map" >> beam.Map(_ApplyFn(fn, schema)), name, schema)
+
+    def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
+        beam = _beam()
+        for _, op, _ in aggs:
+            if op not in AGG_OPS:
+                raise CorpusforgeError("bad_aggregate", f"combine op {op!r} not in {AGG_OPS}")
+        partial = [(c, op) for c, op, _ in aggs]
+        final = {"min": min, "max": max, "sum": sum, "count": sum}  # partial counts add up
+        probe = ds.schema.empty_table().group_by(keys).aggregate(partial)
+        schema = pa.schema([ds.schema.field(k) for k in keys]
+                           + [pa.field(o, probe.schema.field(f"{c}_{op}").type) for c, op, o in aggs])
+        names = schema.names
+
+        def build(p):
+            return (self._source(p, ds, "in")
+                    | "precombine" >> beam.FlatMap(_PreCombine(keys, partial))
+                    | "combine" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(*[final[op] for _, op in partial]))
+                    | "rows" >> beam.Map(lambda kv: dict(zip(names, (*kv[0], *kv[1]))))
+                    | "batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
+                    | "table" >> beam.Map(_rows_to_table(schema)))
+
+        return self._run(build, name, schema)
+
+    def join(self, left, right, on: list[str], name: str):
+        beam = _beam()
+        clash = (set(left.schema.names) & set(right.schema.names)) - set(on)
+        if clash:
+            raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
+        schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
+
+        def build(p):
+            lk = self._source(p, left, "left") | "key-left" >> beam.FlatMap(_KeyRows(on))
+            rk = self._source(p, right, "right") | "key-right" >> beam.FlatMap(_KeyRows(on))
+            return ({"left": lk, "right": rk} | "cogroup" >> beam.CoGroupByKey()
+                    | "joined" >> beam.FlatMap(_Joined(on))
+                    | "batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
+                    | "table" >> beam.Map(_rows_to_table(schema)))
+
+        return self._run(build, name, schema)
+
+    def connected_components(self, edges, name: str, max_nodes: int | None = None):
+        from corpusforge.algorithms.components import components_by_rounds, components_min_id
+
+        if edges.rows() > self.partition_rows:  # beyond one in-memory union-find: label rounds as pipelines
+            return components_by_rounds(self, edges, name)
+        t = self.read_table(edges)
+        ids, comp = components_min_id(t.column("src"), t.column("dst"), max_nodes=max_nodes)
+        return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
+
+
+# ------------------------------------------------------------------------------------------- driver
+
+
+def run(plan: Plan, workers: int = 2, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+        options=None) -> dict:
+    beam = _beam()
+    opts, step_opts = pipeline_options(options if options is not None else plan.config.engine.options, workers)
+    plan_key = stable_hash(resume_key(plan))
+    RunParts = _part_fn_class()
+
+    def execute(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
+        if not todo:
+            return
+        with beam.Pipeline(options=opts) as p:
+            (p | "tasks" >> beam.Create(list(range(len(todo))))
+             | "spread" >> beam.Reshuffle()
+             | "parts" >> beam.ParDo(RunParts(plan, plan_key, todo)))
+        missing = [j.part.index for k, j in todo if not os.path.exists(_marker(plan, k, j))]
+        if missing:
+            raise CorpusforgeError("incomplete_run", f"beam finished without committing parts {missing[:5]}")
+        if bar is not None:
+            bar.update(len(todo))
+
+    def backend(workdir: str):
+        return BeamPrimitives(workdir, step_opts), None
+
+    return local.run(plan, workers=workers, resume=resume, overwrite=overwrite, progress=progress,
+                     engine="beam", execute=execute, backend=backend)
+
+
+def _marker(plan: Plan, k: int, job) -> str:
+    name = f"{part_name(job.part.index)}.json"
+    if local.phases(plan)[k].last:
+        return os.path.join(plan.out, "_parts", name)
+    return os.path.join(plan.out, local.GLOBAL_DIR, f"s{k}", name)

@@ -1,0 +1,184 @@
+"""Cross-engine conformance: the same config on the local engine (1 and 2 workers), Spark local[2],
+a Spark standalone master + worker on 127.0.0.1 (through spark-submit and pipelines/spark_submit.py)
+and the Beam DirectRunner (multi-processing, through pipelines/beam_run.py) must commit byte-identical
+kept, rejects and quarantine files and the same manifest (but for the engine's name and options).
+
+Every stage joins here as soon as it exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.util import REPO_ROOT, assert_audit_ok, manifest, run, table, write_config
+
+STAGES = [
+    {"use": "clean"},
+    {"use": "t2s"},
+    {"use": "pangu_rules"},
+    {"use": "sensitive_words"},
+    {"use": "spam_fasttext"},
+    {"use": "quality_lr", "with": {"seed": 7}},
+    {"use": "dedup_exact"},
+    {"use": "dedup_minhash"},
+]
+
+pytestmark = [pytest.mark.spark, pytest.mark.beam]
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data, tmp_path_factory) -> Path:
+    """Real mixed input (web, prose, spam, near-duplicate versions, traditional script) plus a file with
+    broken records, so every outcome (kept, dropped per reason, quarantined) occurs."""
+    d = tmp_path_factory.mktemp("conformance")
+    bad = d / "broken.jsonl"
+    good = json.loads((shared_data / "prose/luxun_fiction_essays.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    bad.write_bytes(b'{"text": "unterminated\n' + json.dumps(good, ensure_ascii=False).encode() + b"\n"
+                    b'{"text": 42}\n\xff\xfe{"text": "bad utf-8"}\n')
+    trad = d / "trad.jsonl"
+    rows = [json.loads(x) for x in (shared_data / "tradsimp/debian_reference_zhcn_zhtw_paragraphs.jsonl").read_text(
+        encoding="utf-8").splitlines()[:40]]
+    trad.write_text("".join(json.dumps({"text": r["zh_tw"] * 3}, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    heads = []
+    for rel, n in (("prose/luxun_fiction_essays.jsonl", 30), ("spam/sms_mudou_labelled.jsonl", 400),
+                   ("neardup/zhwiki_versions_pool.jsonl", 150)):  # heads keep the run short; clusters are contiguous
+        heads.append(d / Path(rel).name)
+        heads[-1].write_text("".join((shared_data / rel).read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8")
+    inputs = [shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl", shared_data / "quality/chinesewebtext_clean_vs_dirty.jsonl",
+              *heads, trad, bad]
+    cfg = write_config(d, inputs, STAGES, out="local1", input_opts={"split_mb": 0.5})
+    doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    doc["run"]["seed"] = 99
+    cfg.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    assert run(cfg) == 0
+    return cfg
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for kind in ("kept", "rejects", "quarantine")
+            for p in sorted((out / kind).glob("*.parquet"))}
+
+
+def _neutral_manifest(out: Path) -> dict:
+    m = manifest(out)
+    m.pop("engine")
+    m["config"]["run"].pop("output")
+    m["config"]["engine"] = None
+    return m
+
+
+def _assert_same(ref: Path, other: Path) -> None:
+    assert_audit_ok(other)
+    a, b = _outputs(ref), _outputs(other)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+    assert _neutral_manifest(ref) == _neutral_manifest(other)
+
+
+def _out(cfg: Path, name: str) -> tuple[Path, str]:
+    out = cfg.parent / name
+    shutil.rmtree(out, ignore_errors=True)
+    return out, f"run.output={out}"
+
+
+def test_reference_run_exercises_every_outcome(corpus):
+    out = corpus.parent / "local1"
+    assert_audit_ok(out)
+    by = {s["name"]: s for s in manifest(out)["stages"]}
+    assert sum(by["ingest"]["quarantined"].values()) >= 3
+    for stage in ("pangu_rules", "spam_fasttext", "quality_lr", "dedup_exact", "dedup_minhash"):
+        assert sum(by[stage]["dropped"].values()) > 0, stage
+    assert by["t2s"]["in"] > 0 and table(out, "kept").num_rows > 100
+
+
+def test_local_two_workers(corpus):
+    out, s = _out(corpus, "local2")
+    assert run(corpus, "--workers", "2", "--set", s) == 0
+    _assert_same(corpus.parent / "local1", out)
+
+
+def test_spark_local(corpus):
+    from corpusforge.engines.spark import session
+
+    spark = session({"master": "local[2]"}, 2)
+    try:
+        out, s = _out(corpus, "spark")
+        assert run(corpus, "--engine", "spark", "--set", s) == 0
+        assert manifest(out)["engine"] == "spark"
+        _assert_same(corpus.parent / "local1", out)
+    finally:
+        spark.stop()
+
+
+def test_beam_direct_runner_multiprocess(corpus):
+    sys.path.insert(0, str(REPO_ROOT / "pipelines"))
+    try:
+        import beam_run
+    finally:
+        sys.path.pop(0)
+    from corpusforge.cli import main
+
+    out, s = _out(corpus, "beam")
+    argv = beam_run.argv([str(corpus), "--no-progress", "--workers", "2", "--set", s, "--",
+                          "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert main(argv) == 0
+    assert manifest(out)["engine"] == "beam"
+    _assert_same(corpus.parent / "local1", out)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+def test_spark_submit_standalone_cluster(corpus, tmp_path):
+    """A real standalone master and worker on 127.0.0.1, the job submitted with spark-submit."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_WORKER_DIR": str(tmp_path / "work"), "SPARK_LOG_DIR": str(tmp_path / "logs")}
+    port, ui, wui = _free_port(), _free_port(), _free_port()
+    cls = str(home / "bin" / "spark-class")
+    master = subprocess.Popen([cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                               "--webui-port", str(ui)], env=env, stdout=open(tmp_path / "master.log", "wb"), stderr=subprocess.STDOUT)
+    worker = None
+    try:
+        _wait_port(port, master, "spark master")
+        worker = subprocess.Popen([cls, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
+                                   "--cores", "2", "--memory", "2g", "--webui-port", str(wui)], env=env,
+                                  stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT)
+        out, s = _out(corpus, "standalone")
+        cmd = [str(home / "bin" / "spark-submit"), "--master", f"spark://127.0.0.1:{port}", "--conf", "spark.sql.shuffle.partitions=4",
+               str(REPO_ROOT / "pipelines" / "spark_submit.py"), str(corpus), "--no-progress", "--set", s]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "dedup_minhash" in res.stdout
+        _assert_same(corpus.parent / "local1", out)
+    finally:
+        for p in (worker, master):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
