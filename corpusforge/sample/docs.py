@@ -45,7 +45,8 @@ def _format_of(path: str) -> str:
     raise CorpusforgeError("bad_input", f"{path}: unknown format (expected a run directory, .parquet, .jsonl or .txt)")
 
 
-def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_rows: int = 1024) -> list[Task]:
+def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_rows: int = 1024,
+              batch_bytes: int = 16 << 20) -> list[Task]:
     """Read tasks of one input spec, in a deterministic order (sorted files, then parts)."""
     full = path if os.path.isabs(path) else os.path.join(base_dir, path)
     if os.path.isdir(full) and os.path.isfile(os.path.join(full, "manifest.json")):
@@ -64,7 +65,7 @@ def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_ro
         by_fmt.setdefault(_format_of(m), []).append(m)
     for fmt, files in sorted(by_fmt.items()):
         _, infiles = expand_inputs(files, base_dir, None, fmt)
-        opts = ReadOptions(format=fmt, text_field=text_field, batch_rows=batch_rows)
+        opts = ReadOptions(format=fmt, text_field=text_field, batch_rows=batch_rows, batch_bytes=batch_bytes)
         tasks += [Task(part=p, opts=opts) for p in plan_parts(infiles, fmt, 32 << 20)]
     return tasks
 

@@ -266,14 +266,17 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
     names = list(mix.sources)
     # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
     batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))
-    src_tasks = [[t for p in mix.sources[n].path for t in tasks_for(p, mix.base_dir, mix.sources[n].text_field, batch_rows)]
+    src_tasks = [[t for p in mix.sources[n].path for t in tasks_for(p, mix.base_dir, mix.sources[n].text_field, batch_rows,
+                                                           int(max(1 << 16, min(16 << 20, budget_bytes // 16))))]
                  for n in names]
     prepare_dir(out, overwrite)
     work = os.path.join(out, WORK)
     os.makedirs(os.path.join(work, "tok"))
     shutil.copyfile(tok_path, os.path.join(work, S.TOKENIZER))
     tok_sha = sha256_file(os.path.join(work, S.TOKENIZER))
-    params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha)
+    params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha,
+                            encode_chars=int(max(4096, min(1 << 20, budget_bytes // 128))),
+                            bpe_cache=int(min(10_000, budget_bytes // 8192)))
     jobs = [(si, t, os.path.join(work, "tok", f"s{si:03d}-t{ti:05d}.parquet"), batch_rows)
             for si, ts in enumerate(src_tasks) for ti, t in enumerate(ts)]
     results = _tokenize_all(jobs, params, workers, progress)

@@ -24,6 +24,11 @@ class TokenizeParams(Params):
     append_eod: bool = True
     check_roundtrip: bool = True
     encode_batch: int = Field(512, ge=1)
+    # An Encoding costs ~100 bytes per token (ids, offsets, token strings): cap characters per call.
+    encode_chars: int = Field(1 << 20, ge=1)
+    # BPE word cache entries (tokenizers' default 10,000): Chinese "words" are whole runs between
+    # punctuation, so a full cache is tens of MB; the sampler shrinks it under small memory budgets.
+    bpe_cache: int | None = Field(None, ge=0)
 
 
 def first_difference(a: str, b: str) -> str:
@@ -50,6 +55,8 @@ class TokenizeStage(MapStage):
             raise CorpusforgeError("tokenizer_changed", f"{p.tokenizer}: sha256 differs from the planned {p.sha256}")
         self.tok = load(p.tokenizer)
         self.eod = eod_id(self.tok, p.tokenizer)
+        if p.bpe_cache is not None and hasattr(self.tok.model, "_resize_cache"):
+            self.tok.model._resize_cache(p.bpe_cache)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return schema.append(pa.field(TOKENS, pa.list_(pa.int32()))).append(pa.field(ROUNDTRIP, pa.string()))
@@ -81,11 +88,17 @@ class TokenizeStage(MapStage):
         texts = batch.column("text").to_pylist()
         toks: list = []
         errs: list = []
-        step = self.params.encode_batch
-        for s in range(0, len(texts), step):
-            t, e = self.encode(texts[s:s + step])
+        p = self.params
+        start = 0
+        while start < len(texts):
+            end, chars = start, 0
+            while end < len(texts) and end - start < p.encode_batch and (end == start or chars + len(texts[end]) <= p.encode_chars):
+                chars += len(texts[end])
+                end += 1
+            t, e = self.encode(texts[start:end])
             toks += t
             errs += e
+            start = end
         sizes = np.array([0 if a is None else len(a) for a in toks], np.int32)
         offsets = np.zeros(len(toks) + 1, np.int32)
         np.cumsum(sizes, out=offsets[1:])
