@@ -36,7 +36,7 @@ def gather_extra(run_dirs: list[str], found: list[dict], train: list[str] = (), 
 
 
 def page(reports: list[RunReport], extra: dict) -> str:
-    # one highlighter per run (each run's own word lists); render takes the first for shared sections
+    # ratings are re-read on every render (the server calls this after each rating); tables are not
     cur = [r.current() for r in reports]
     return render.render_runs(cur, extra, [r.highlighter for r in reports])
 

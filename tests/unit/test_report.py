@@ -10,7 +10,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
