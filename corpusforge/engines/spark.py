@@ -19,11 +19,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
+from corpusforge import faults
 from corpusforge.engines import local
 from corpusforge.engines.primitives import AGG_OPS, COMPONENT_SCHEMA, DECISION_SCHEMA, Primitives
 from corpusforge.errors import CorpusforgeError
@@ -37,6 +39,10 @@ def _require():
         import pyspark  # noqa: F401
     except ImportError:
         raise CorpusforgeError("missing_dependency", "the Spark engine needs pyspark: pip install 'corpusforge[spark]'") from None
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) and shutil.which("java") is None:
+        raise CorpusforgeError("missing_dependency", "the Spark engine needs Java 17 or 21: install a JRE and set JAVA_HOME "
+                               "or put java on PATH (the local engine needs no Java)")
 
 
 def session(options: dict | None = None, workers: int = 2, app: str = "corpusforge"):
@@ -168,6 +174,9 @@ class _PartTasks:
         self.plan, self.plan_key, self.todo = plan, plan_key, todo
 
     def __call__(self, batches):
+        from pyspark import TaskContext
+
+        faults.set_attempt(TaskContext.get().attemptNumber())
         for b in batches:
             for i in b.column("id").to_pylist():
                 rec = local.run_task(self.plan, self.plan_key, self.todo[i])
