@@ -30,6 +30,8 @@ STAGES = [
     {"use": "quality_lr", "with": {"seed": 7}},
     {"use": "dedup_exact"},
     {"use": "dedup_minhash"},
+    {"use": "perplexity"},
+    {"use": "tokenize"},  # with the tokenizer the fixture trains
 ]
 
 pytestmark = [pytest.mark.spark, pytest.mark.beam]
@@ -55,7 +57,13 @@ def corpus(shared_data, tmp_path_factory) -> Path:
         heads[-1].write_text("".join((shared_data / rel).read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8")
     inputs = [shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl", shared_data / "quality/chinesewebtext_clean_vs_dirty.jsonl",
               *heads, trad, bad]
-    cfg = write_config(d, inputs, STAGES, out="local1", input_opts={"split_mb": 0.5})
+    from corpusforge.sample.tokenizer import train
+
+    tok = d / "tokenizer.json"
+    train((json.loads(x)["text"] for x in (shared_data / "prose/zhwiki_articles_100.jsonl").read_text(encoding="utf-8").splitlines()),
+          2000, str(tok))
+    stages = [dict(st, **({"with": {"tokenizer": str(tok)}} if st["use"] == "tokenize" else {})) for st in STAGES]
+    cfg = write_config(d, inputs, stages, out="local1", input_opts={"split_mb": 0.5})
     doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
     doc["run"]["seed"] = 99
     cfg.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
@@ -106,7 +114,10 @@ def test_reference_run_exercises_every_outcome(corpus):
     assert sum(by["ingest"]["quarantined"].values()) >= 3
     for stage in ("pangu_rules", "spam_fasttext", "quality_lr", "dedup_exact", "dedup_minhash"):
         assert sum(by[stage]["dropped"].values()) > 0, stage
-    assert by["t2s"]["in"] > 0 and table(out, "kept").num_rows >= 50
+    kept = table(out, "kept")
+    assert by["t2s"]["in"] > 0 and kept.num_rows >= 50
+    assert kept.column("tokens").null_count == 0 and min(len(t) for t in kept.column("tokens").to_pylist()) > 10
+    assert set(kept.column("perplexity__bucket").to_pylist()) <= {"head", "middle", "tail"}
 
 
 def test_local_two_workers(corpus):
