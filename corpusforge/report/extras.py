@@ -103,13 +103,17 @@ def load_train(d: str) -> dict:
 
 
 def load_quality_eval(path: str) -> dict:
-    """Per-candidate rows from quality_eval.json: {"candidates": [...]} , a list, or {name: row}."""
+    """Per-candidate rows from quality_eval.json: `corpusforge quality-eval`'s {"candidates": {name:
+    {"runs": [{seed, heldout_ppl, ...}], "mean_ppl", "std_ppl"}}}, or a list of {name, ppl, ...} rows."""
     q = _read_json(path)
     rows = q.get("candidates", q) if isinstance(q, dict) else q
     if isinstance(rows, dict):
         rows = [dict(v, name=k) if isinstance(v, dict) else {"name": k, "ppl": v} for k, v in rows.items()]
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise CorpusforgeError("bad_quality_eval", f"{path}: expected a list of candidates")
+    for r in rows:  # corpusforge quality-eval: one entry per seed under "runs"
+        if isinstance(r.get("runs"), list) and all(isinstance(x, dict) and "heldout_ppl" in x for x in r["runs"]):
+            r["heldout PPL per seed"] = ", ".join(f"seed {x.get('seed')}: {x['heldout_ppl']:.4g}" for x in r["runs"])
     return {"path": os.path.abspath(path), "candidates": rows}
 
 

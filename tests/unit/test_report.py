@@ -185,8 +185,9 @@ def test_extras_sections_in_the_shapes_the_tools_write(run_dir, tmp_path):
         (d / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         logs.append(str(d))
     qe = tmp_path / "quality_eval.json"
-    qe.write_text(json.dumps({"candidates": [{"name": "raw web", "ppl": 412.5, "seeds": 3}, {"name": "cleaned", "ppl": 198.25, "seeds": 3}]}),
-                  encoding="utf-8")
+    cands = {"raw_web": {"runs": [{"seed": s, "heldout_ppl": p, "heldout_loss": 6.0} for s, p in ((1, 410.0), (2, 415.0))], "mean_ppl": 412.5, "std_ppl": 2.5},
+             "cleaned": {"runs": [{"seed": s, "heldout_ppl": p, "heldout_loss": 5.3} for s, p in ((1, 198.0), (2, 198.5))], "mean_ppl": 198.25, "std_ppl": 0.25}}
+    qe.write_text(json.dumps({"candidates": cands, "ranking": ["cleaned", "raw_web"], "best": "cleaned"}), encoding="utf-8")  # quality-eval's shape
     out = tmp_path / "r.html"
     assert main(["report", str(run_dir), "--out", str(out), "--shards", str(shards), "--train", logs[0], "--train", logs[1],
                  "--quality-eval", str(qe)]) == 0
@@ -198,7 +199,8 @@ def test_extras_sections_in_the_shapes_the_tools_write(run_dir, tmp_path):
     assert float(c["requested_share"]) == 0.6281 and float(c["achieved_epochs"]) == 0.86 and c["docs_drawn"] == "61"
     c = _cells(t, "data-train", "raw")
     assert c["last step"] == "190" and float(c["eval PPL"]) == pytest.approx(2.718 ** (7.0 - 190 / 120))
-    assert float(_cells(t, "data-candidate", "cleaned")["ppl"]) == 198.25
+    c = _cells(t, "data-candidate", "cleaned")
+    assert float(c["mean_ppl"]) == 198.25 and c["heldout PPL per seed"] == "seed 1: 198, seed 2: 198.5"
     assert t.count("<polyline") == 4  # loss and eval PPL, two runs each
     # found without options inside the run directory
     assert extras.discover(str(tmp_path)) == {"shards": [str(shards)], "train": sorted(logs), "quality_eval": [str(qe)]}
