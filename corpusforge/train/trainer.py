@@ -159,6 +159,7 @@ def train(a: TrainArgs) -> dict:
     log = open(log_path, "a", encoding="utf-8")
     bar = tqdm(total=a.steps, initial=step, desc="train", unit="step", disable=not a.progress)
     t0, tok0 = time.perf_counter(), tokens
+    side = 0.0  # seconds spent in eval + checkpoints: kept out of the training tokens/s
     last_eval = None
     model.train()
     try:
@@ -176,22 +177,24 @@ def train(a: TrainArgs) -> dict:
             tokens += a.batch_size * cfg.seq_len
             row = {"step": step, "tokens": tokens, "loss": float(loss.item()), "lr": lr}
             log.write(json.dumps(row) + "\n")
+            ts = time.perf_counter()
             if step % a.eval_every == 0 or step == a.steps:
                 last_eval = run_eval()
                 log.write(json.dumps(last_eval) + "\n")
             log.flush()
             if step % a.checkpoint_every == 0 or step == last:
                 save_checkpoint()
-            rate = (tokens - tok0) / max(time.perf_counter() - t0, 1e-9)
+            side += time.perf_counter() - ts
+            rate = (tokens - tok0) / max(time.perf_counter() - t0 - side, 1e-9)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{rate:,.0f}",
                             **({"eval_ppl": f"{last_eval['eval_ppl']:.1f}"} if last_eval else {}))
             bar.update(1)
     finally:
         bar.close()
         log.close()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0 - side
     result = {"step": step, "tokens": tokens, "finished": step >= a.steps,
-              "tokens_per_s": (tokens - tok0) / max(elapsed, 1e-9), "eval": last_eval}
+              "tokens_per_s": (tokens - tok0) / max(elapsed, 1e-9), "eval_checkpoint_s": side, "eval": last_eval}
     if step >= a.steps:
         with atomic_file(os.path.join(a.out, "model.pt")) as f:
             torch.save(model.state_dict(), f)
