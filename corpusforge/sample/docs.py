@@ -4,12 +4,14 @@ files and globs read through the project's readers (stable ids, malformed record
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
@@ -26,6 +28,7 @@ class Task:
     kept: str | None = None
     part: Part | None = None
     opts: ReadOptions | None = None
+    source: str | None = None  # only documents whose `source` column equals this (one source of a multi-source run)
 
     @property
     def label(self) -> str:
@@ -46,8 +49,12 @@ def _format_of(path: str) -> str:
 
 
 def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_rows: int = 1024,
-              batch_bytes: int = 16 << 20) -> list[Task]:
+              batch_bytes: int = 16 << 20, source: str | None = None) -> list[Task]:
     """Read tasks of one input spec, in a deterministic order (sorted files, then parts)."""
+    return [dataclasses.replace(t, source=source) for t in _tasks(path, base_dir, text_field, batch_rows, batch_bytes)]
+
+
+def _tasks(path: str, base_dir: str, text_field: str, batch_rows: int, batch_bytes: int) -> list[Task]:
     full = path if os.path.isabs(path) else os.path.join(base_dir, path)
     if os.path.isdir(full) and os.path.isfile(os.path.join(full, "manifest.json")):
         kept = sorted(glob.glob(os.path.join(full, "kept", "part-*.parquet")))
@@ -77,14 +84,17 @@ def read_task(task: Task, batch_rows: int = 1024) -> tuple[Iterator[pa.RecordBat
         missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
         if missing:
             raise CorpusforgeError("bad_input", f"{task.kept}: no column(s) {missing}")
-        return pf.iter_batches(batch_size=batch_rows, columns=COLUMNS), []
+        return _only(task.source, pf.iter_batches(batch_size=batch_rows, columns=COLUMNS)), []
     batches, out = read_part(task.part, task.opts)
+    return _only(task.source, (b.select(COLUMNS) for b in batches)), out.quarantine
 
-    def gen():
-        for b in batches:
-            yield b.select(COLUMNS)
 
-    return gen(), out.quarantine
+def _only(source: str | None, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for b in batches:
+        if source is not None:
+            b = b.filter(pc.equal(b.column("source"), source))
+        if b.num_rows:
+            yield b
 
 
 def iter_texts(paths: list[str], text_field: str = "text") -> Iterator[tuple[str, str]]:

@@ -25,6 +25,7 @@ class SourceSpec(_Strict):
     weight: float | None = Field(None, gt=0, allow_inf_nan=False)
     epochs: float | None = Field(None, gt=0, allow_inf_nan=False)
     text_field: str = "text"
+    source: str | None = None  # take only documents with this `source` (e.g. one source of a multi-source run)
     max_epochs: float | None = Field(None, gt=0, allow_inf_nan=False)  # a weight implying more is an error
 
     @field_validator("path", mode="before")

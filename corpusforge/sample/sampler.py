@@ -267,7 +267,8 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
     # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
     batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))
     src_tasks = [[t for p in mix.sources[n].path for t in tasks_for(p, mix.base_dir, mix.sources[n].text_field, batch_rows,
-                                                           int(max(1 << 16, min(16 << 20, budget_bytes // 16))))]
+                                                           int(max(1 << 16, min(16 << 20, budget_bytes // 16))),
+                                                           mix.sources[n].source)]
                  for n in names]
     prepare_dir(out, overwrite)
     work = os.path.join(out, WORK)

@@ -103,7 +103,7 @@ class TokenizeStage(MapStage):
         offsets = np.zeros(len(toks) + 1, np.int32)
         np.cumsum(sizes, out=offsets[1:])
         flat = np.concatenate([a for a in toks if a is not None]) if any(a is not None for a in toks) else np.zeros(0, np.int32)
-        mask = pa.array([a is None for a in toks])
+        mask = pa.array([a is None for a in toks], pa.bool_())  # typed: an empty batch is valid input
         col = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int32()), mask=mask)
         arrays = [batch.column(i) for i in range(batch.num_columns)] + [col, pa.array(errs, pa.string())]
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema(batch.schema))

@@ -305,6 +305,24 @@ def test_tokenize_stage_runs_in_a_pipeline(tok, shared_data, tmp_path):
         assert ids[-1] == eod and t.decode(ids[:-1]) == text
 
 
+def test_sources_of_one_multi_source_run(tok, shared_data, tmp_path):
+    """`source:` selects one source's documents of a run with several input blocks (the PanGu flow runs
+    all sources through one pipeline); one epoch of each draws exactly its documents."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"run": {"name": "t", "output": str(tmp_path / "run")}, "stages": [], "input": [
+        {"paths": [str(shared_data / "prose/luxun_fiction_essays.jsonl")], "source": "books"},
+        {"paths": [str(shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl")], "source": "web"}]}), encoding="utf-8")
+    assert run(cfg) == 0
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(yaml.safe_dump({"seed": 1, "tokenizer": str(tok), "sources": {
+        name: {"path": str(tmp_path / "run"), "source": name, "epochs": 1} for name in ("books", "web")}}), encoding="utf-8")
+    assert _sample(mix, tmp_path / "shards") == 0
+    got = load_manifest(str(tmp_path / "shards"))["sources"]
+    kept = Counter(table(tmp_path / "run", "kept").column("source").to_pylist())
+    assert kept == {"books": 92, "web": 100}
+    assert {n: got[n]["docs_drawn"] for n in kept} == dict(kept)
+
+
 def _bad_mix(tmp: Path, doc: dict) -> str:
     p = tmp / "bad.yaml"
     p.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
