@@ -15,7 +15,7 @@ _hits: dict[str, int] = {}
 _attempt = 0
 
 POINTS = ("write:mid", "write:before_rename", "write:after_rename", "part:before_marker",
-          "part:after_marker", "manifest:before_write")
+          "part:after_marker", "global:before_marker", "manifest:before_write")
 
 
 class InjectedFault(RuntimeError):

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusforge import faults
+from corpusforge.errors import CorpusforgeError
 
 TMP_MARK = ".tmp-"
 
@@ -46,10 +47,19 @@ def atomic_file(final: str, mode: str = "wb"):
             os.unlink(tmp)
 
 
+def write_error(path: str, e: OSError) -> CorpusforgeError:
+    """ENOSPC, EROFS, EACCES...: one line naming the file (an OSError from write() carries no path)."""
+    return CorpusforgeError("write_failed", f"{path}: {e.strerror or e} (the file was not committed; "
+                            "free space or fix permissions, then rerun with --resume)")
+
+
 def write_json(final: str, obj) -> None:
     data = (json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8")
-    with atomic_file(final) as f:
-        f.write(data)
+    try:
+        with atomic_file(final) as f:
+            f.write(data)
+    except OSError as e:
+        raise write_error(final, e) from None
 
 
 class ParquetSink:
@@ -62,17 +72,23 @@ class ParquetSink:
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows:
-            if isinstance(batch, pa.Table):
-                self._w.write_table(batch)
-            else:
-                self._w.write_batch(batch)
+            try:
+                if isinstance(batch, pa.Table):
+                    self._w.write_table(batch)
+                else:
+                    self._w.write_batch(batch)
+            except OSError as e:
+                raise write_error(self.final, e) from None
             self.rows += batch.num_rows
             faults.point("write:mid")
 
     def commit(self) -> None:
-        self._w.close()
-        faults.point("write:before_rename")
-        commit(self.tmp, self.final)
+        try:
+            self._w.close()
+            faults.point("write:before_rename")
+            commit(self.tmp, self.final)
+        except OSError as e:
+            raise write_error(self.final, e) from None
         faults.point("write:after_rename")
 
     def abort(self) -> None:

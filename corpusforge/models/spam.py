@@ -50,10 +50,13 @@ def spam_prob(model, texts, max_chars: int = MAX_CHARS) -> np.ndarray:
         return np.zeros(0)
     lines = [fasttext_line(t or "", max_chars) + "\n" for t in texts]
     labels, probs = model.f.multilinePredict(lines, 2, 0.0, "replace")
+    if len(labels) != len(lines) or len(probs) != len(lines):  # zip would leave np.empty garbage as scores
+        raise CorpusforgeError("classifier_error", f"fastText returned {len(labels)} predictions for {len(lines)} texts")
     out = np.empty(len(lines))
     for i, (ls, ps) in enumerate(zip(labels, probs)):
         d = dict(zip(ls, ps))
-        out[i] = d.get(SPAM, 1.0 - d.get(HAM, 1.0))
+        # no label at all: NaN, which the pipeline quarantines (score_invalid), never a keep by accident
+        out[i] = d.get(SPAM, 1.0 - d[HAM]) if (SPAM in d or HAM in d) else np.nan
     return out
 
 

@@ -46,6 +46,33 @@ class T2S(MapStage):
         # rebuilt by setup() there, and some of them cannot be pickled.
         return {"params": self.params}
 
+    def files(self) -> list[str]:
+        """The OpenCC config and every dictionary it chains: hashed into the manifest and the resume key,
+        so a different OpenCC data version cannot silently change conversions (RELIABILITY #29)."""
+        import json
+        import os
+
+        import opencc
+
+        d = os.path.join(os.path.dirname(opencc.__file__), "clib", "share", "opencc")
+        cfg = os.path.join(d, f"{self.params.config}.json")
+        if not os.path.isfile(cfg):
+            return []  # an OpenCC build without bundled data files: nothing on disk to pin
+
+        def dicts(node):
+            if isinstance(node, dict):
+                if isinstance(node.get("file"), str):
+                    yield node["file"]
+                for v in node.values():
+                    yield from dicts(v)
+            elif isinstance(node, list):
+                for v in node:
+                    yield from dicts(v)
+
+        with open(cfg, encoding="utf-8") as f:
+            names = sorted(set(dicts(json.load(f))))
+        return [cfg] + [os.path.join(d, n) for n in names if os.path.isfile(os.path.join(d, n))]
+
     def setup(self) -> None:
         import opencc
 
