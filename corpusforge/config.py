@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.stage import Stage, lookup
+from corpusforge.stage import FilterStage, Stage, lookup
 
 
 class _Strict(BaseModel):
@@ -46,6 +46,9 @@ class InputConfig(_Strict):
 class StageConfig(_Strict):
     use: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    # filters only: drop only documents of these sources; the others are scored and pass
+    # (GPT-3 applied its quality filter to Common Crawl alone, not to the curated sources)
+    sources: list[str] | None = None
 
 
 class EngineConfig(_Strict):
@@ -87,7 +90,16 @@ class Config(_Strict):
             if cls.name in names:
                 raise CorpusforgeError("bad_config", f"stages.{i}: stage {cls.name!r} appears twice")
             names.add(cls.name)
-            stages.append(cls(params))
+            stage = cls(params)
+            if sc.sources is not None:
+                known = {ic.source for ic in self.input}
+                if not issubclass(cls, FilterStage):
+                    raise CorpusforgeError("bad_config", f"stages.{i}.sources: only filter stages can be limited to sources")
+                if set(sc.sources) - known:
+                    raise CorpusforgeError("bad_config", f"stages.{i}.sources: {sorted(set(sc.sources) - known)} "
+                                           f"are not input sources ({sorted(known)})")
+                stage.only_sources = tuple(sc.sources)
+            stages.append(stage)
         return stages
 
 
@@ -135,7 +147,7 @@ def load_config(path: str, overrides: list[str] = ()) -> Config:
     for o in overrides:
         _apply_override(doc, o)
     try:
-        cfg = Config(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
+        cfg = Config(**doc, base_dir=os.path.dirname(os.path.realpath(path)))  # a symlinked config keeps its paths
     except ValidationError as e:
         raise CorpusforgeError("bad_config", f"{path}: {_format(e)}") from None
     except TypeError as e:

@@ -105,6 +105,8 @@ def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.Record
                 invalid |= bad
         verdict = stage.decide(np_scores)
         keep = np.asarray(verdict.keep, bool) & ~invalid
+        if stage.only_sources is not None:  # other sources are scored but never dropped
+            keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(stage.only_sources)), bool) & ~invalid
         drop_idx = np.flatnonzero(~keep & ~invalid)
         if invalid.any():
             q_idx = np.flatnonzero(invalid)

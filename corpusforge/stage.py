@@ -60,6 +60,7 @@ class FilterStage(Stage):
     """score() writes `<stage>__<score>` columns; decide() turns them into keep + one reason per check."""
 
     scores: ClassVar[dict[str, pa.DataType]] = {}
+    only_sources: tuple[str, ...] | None = None  # set from the config's `sources:`; None = every document
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         raise NotImplementedError
