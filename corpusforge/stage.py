@@ -45,6 +45,11 @@ class Stage:
     def setup(self) -> None:
         """Load rules/models. Called once per worker before the first batch."""
 
+    def __getstate__(self):
+        # Only the configuration travels to workers/executors; resources (automata, converters, models)
+        # are rebuilt by setup() there, and some of them cannot be pickled.
+        return {k: v for k, v in self.__dict__.items() if k in ("params", "only_sources")}
+
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return schema
 

@@ -77,10 +77,6 @@ class Clean(MapStage):
         dedup_paragraphs: bool = True
         min_repeat_chars: int = 5  # shorter lines ("“唔。”", "是。") may legitimately repeat
 
-    def __getstate__(self):
-        # Only the parameters travel to workers/executors; resources (automata, converters) are
-        # rebuilt by setup() there, and some of them cannot be pickled.
-        return {"params": self.params}
 
     def files(self) -> list[str]:
         return [resolve(p) for p in self.params.rules]

@@ -31,8 +31,6 @@ class SpamFastText(FilterStage):
         model: str = "models/spam_fasttext.bin"  # bundled default, or a path from `corpusforge train-spam`
         threshold: float = 0.5
 
-    def __getstate__(self):
-        return {"params": self.params}  # the fastText object does not pickle; setup() reloads it
 
     def files(self) -> list[str]:
         return _model_files(self.params.model, "spam_fasttext")
@@ -71,8 +69,6 @@ class QualityLR(FilterStage):
         threshold: float = 0.5  # mode: threshold keeps score >= threshold
         seed: int = 0  # the per-document draw is blake2b(seed, id): same on every engine and rerun
 
-    def __getstate__(self):
-        return {"params": self.params}
 
     def files(self) -> list[str]:
         return _model_files(self.params.model, "quality_lr")

@@ -93,10 +93,6 @@ class PanguRules(FilterStage):
         ads: list[str] = ["ads/ad_keywords.txt", "ads/gambling_keywords.txt"]
         nav_terms: str = "nav/nav_terms.txt"
 
-    def __getstate__(self):
-        # Only the parameters travel to workers/executors; resources (automata, converters) are
-        # rebuilt by setup() there, and some of them cannot be pickled.
-        return {"params": self.params}
 
     def files(self) -> list[str]:
         return [resolve(p) for p in [self.params.thresholds, *self.params.ads, self.params.nav_terms]]

@@ -38,8 +38,6 @@ class Perplexity(FilterStage):
         max_chars: int = 20000  # only the first max_chars characters are scored (bounds the cost of huge pages)
         device: str = "cpu"  # neural backend
 
-    def __getstate__(self):
-        return {"params": self.params}  # models reload in setup() on each worker
 
     def _cutoff_file(self) -> str:
         p = self.params

@@ -35,10 +35,6 @@ class SensitiveWords(FilterStage):
         drop_at_hits: int = 3
         variants: bool = True  # also match traditional/simplified forms of every term
 
-    def __getstate__(self):
-        # Only the parameters travel to workers/executors; resources (automata, converters) are
-        # rebuilt by setup() there, and some of them cannot be pickled.
-        return {"params": self.params}
 
     def files(self) -> list[str]:
         paths = list(self.params.lists.values()) + ([self.params.allowlist] if self.params.allowlist else [])

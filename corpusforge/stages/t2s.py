@@ -41,10 +41,6 @@ class T2S(MapStage):
     class Params(Params):
         config: Literal["t2s", "tw2s", "tw2sp", "hk2s"] = "t2s"
 
-    def __getstate__(self):
-        # Only the parameters travel to workers/executors; resources (automata, converters) are
-        # rebuilt by setup() there, and some of them cannot be pickled.
-        return {"params": self.params}
 
     def files(self) -> list[str]:
         """The OpenCC config and every dictionary it chains: hashed into the manifest and the resume key,
