@@ -355,7 +355,10 @@ def _emit_object(obj: dict, line_no: int, offset: int, opts: ReadOptions, out: _
         s = obj.get(opts.source_field)
         if isinstance(s, str) and s:
             source = s
-    meta = [(k, _meta_value(v)) for k, v in obj.items() if k != opts.text_field]
+    try:
+        meta = [(k, _meta_value(v)) for k, v in obj.items() if k != opts.text_field]
+    except RecursionError:  # json.loads took it, json.dumps of the metadata cannot (found by fuzzing)
+        raise _RecordError("json_too_deep", "nesting too deep to keep as metadata") from None
     out.doc(line_no, offset, source, text, meta)
 
 

@@ -385,3 +385,12 @@ def test_lines_of_non_json_whitespace_are_records_not_blank(tmp_path, good):
     (tmp_path / "a.jsonl").write_bytes(jl(good[:1]) + b"\x1c\n" + "\u3000".encode() + b"\n  \t\r\n" + jl(good[1:2]))
     out = run_ok(tmp_path, [tmp_path / "a.jsonl"])
     assert reasons(out) == {"json_decode_error": 2} and ingest(out)["fixes"] == {"blank_lines": 1}
+
+
+def test_deep_json_metadata_is_quarantined_not_a_crash(tmp_path, good):
+    """Found by fuzzing: 1985-deep nesting parses, but re-encoding it as metadata raised RecursionError."""
+    deep = b'{"text": "x", "d": ' + b"[" * 1985 + b"]" * 1985 + b"}\n"
+    (tmp_path / "a.jsonl").write_bytes(jl(good[:2]) + deep + jl(good[2:3]))
+    out = run_ok(tmp_path, [tmp_path / "a.jsonl"])
+    assert reasons(out) == {"json_too_deep": 1} and quarantine_rows(out)[0]["line"] == 3
+    assert table(out, "kept").num_rows == 3
