@@ -30,8 +30,14 @@ def _corpus_files(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for k in ("kept", "rejects", "quarantine") for p in sorted((run / k).glob("*.parquet"))}
 
 
-def _shard_files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.suffix in (".bin", ".idx", ".json")}
+def _shard_files(d: Path) -> dict:
+    """Shard bytes, and shards.json but for the resolved mixture's absolute input paths."""
+    files = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.suffix in (".bin", ".idx")}
+    m = json.loads((d / "shards.json").read_text(encoding="utf-8"))
+    for src in m["mix"]["sources"].values():
+        src.pop("path")
+    m["mix"].pop("tokenizer")
+    return {**files, "shards.json": m}
 
 
 def test_every_stage_balances_and_every_source_contributes(demo):
