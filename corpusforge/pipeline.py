@@ -4,6 +4,7 @@ so local, Spark and Beam make the same decision for every document."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -73,53 +74,61 @@ def quarantine_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, details:
     return rows
 
 
-def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.RecordBatch, counts: dict):
+def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.RecordBatch, counts: dict,
+                 seconds: dict | None = None):
     """Runs the per-row stages. Returns (kept batch, [reject batches], [quarantine dicts]).
 
-    counts maps stage name → ledger counts and is updated in place."""
+    counts maps stage name → ledger counts and is updated in place; so is `seconds` (stage → wall time)."""
     rejects, quarantine = [], []
     for stage, schema in zip(stages, schemas):
-        c = counts.setdefault(stage.name, new_counts())
-        n = batch.num_rows
-        c["in"] += n
-        if n == 0:
-            batch = pa.RecordBatch.from_pylist([], schema=schema)
-            continue
-        if isinstance(stage, MapStage):
-            batch = stage.map(batch)
-            c["kept"] += batch.num_rows
-            continue
-        assert isinstance(stage, FilterStage), f"{stage.name}: global stages run through the engine plan"
-        scores = stage.score(batch)
-        arrays = [batch.column(i) for i in range(batch.num_columns)]
-        arrays += [pa.array(scores[s], t) for s, t in stage.scores.items()]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-        np_scores = {s: batch.column(score_column(stage.name, s)).to_numpy(zero_copy_only=False) for s in stage.scores}
-        # NaN passes "drop if < t" and fails "keep if >= t", silently: quarantine it instead.
-        invalid = np.zeros(n, bool)
-        detail = np.full(n, None, dtype=object)
-        for s, v in np_scores.items():
-            if v.dtype.kind == "f":
-                bad = ~np.isfinite(v)
-                detail[bad & ~invalid] = f"{score_column(stage.name, s)} is not finite"
-                invalid |= bad
-        verdict = stage.decide(np_scores)
-        keep = np.asarray(verdict.keep, bool) & ~invalid
-        if stage.only_sources is not None:  # other sources are scored but never dropped
-            keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(stage.only_sources)), bool) & ~invalid
-        drop_idx = np.flatnonzero(~keep & ~invalid)
-        if invalid.any():
-            q_idx = np.flatnonzero(invalid)
-            quarantine += quarantine_rows(batch, q_idx, stage.name, list(detail[q_idx]))
-            c["quarantined"]["score_invalid"] += len(q_idx)
-        if len(drop_idx):
-            reasons = [f"{stage.name}:{verdict.reason[i]}" for i in drop_idx]
-            for r in reasons:
-                c["dropped"][r] += 1
-            rejects.append(reject_rows(batch, drop_idx, stage.name, reasons))
-        batch = batch.filter(pa.array(keep))
-        c["kept"] += batch.num_rows
+        t0 = time.perf_counter()
+        batch = _apply_one(stage, schema, batch, counts, rejects, quarantine)
+        if seconds is not None:
+            seconds[stage.name] = seconds.get(stage.name, 0.0) + time.perf_counter() - t0
     return batch, rejects, quarantine
+
+
+def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: dict, rejects: list, quarantine: list):
+    c = counts.setdefault(stage.name, new_counts())
+    n = batch.num_rows
+    c["in"] += n
+    if n == 0:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    if isinstance(stage, MapStage):
+        batch = stage.map(batch)
+        c["kept"] += batch.num_rows
+        return batch
+    assert isinstance(stage, FilterStage), f"{stage.name}: global stages run through the engine plan"
+    scores = stage.score(batch)
+    arrays = [batch.column(i) for i in range(batch.num_columns)]
+    arrays += [pa.array(scores[s], t) for s, t in stage.scores.items()]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    np_scores = {s: batch.column(score_column(stage.name, s)).to_numpy(zero_copy_only=False) for s in stage.scores}
+    # NaN passes "drop if < t" and fails "keep if >= t", silently: quarantine it instead.
+    invalid = np.zeros(n, bool)
+    detail = np.full(n, None, dtype=object)
+    for s, v in np_scores.items():
+        if v.dtype.kind == "f":
+            bad = ~np.isfinite(v)
+            detail[bad & ~invalid] = f"{score_column(stage.name, s)} is not finite"
+            invalid |= bad
+    verdict = stage.decide(np_scores)
+    keep = np.asarray(verdict.keep, bool) & ~invalid
+    if stage.only_sources is not None:  # other sources are scored but never dropped
+        keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(stage.only_sources)), bool) & ~invalid
+    drop_idx = np.flatnonzero(~keep & ~invalid)
+    if invalid.any():
+        q_idx = np.flatnonzero(invalid)
+        quarantine.extend(quarantine_rows(batch, q_idx, stage.name, list(detail[q_idx])))
+        c["quarantined"]["score_invalid"] += len(q_idx)
+    if len(drop_idx):
+        reasons = [f"{stage.name}:{verdict.reason[i]}" for i in drop_idx]
+        for r in reasons:
+            c["dropped"][r] += 1
+        rejects.append(reject_rows(batch, drop_idx, stage.name, reasons))
+    batch = batch.filter(pa.array(keep))
+    c["kept"] += batch.num_rows
+    return batch
 
 
 def empty_quarantine() -> pa.Table:

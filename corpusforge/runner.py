@@ -201,7 +201,7 @@ def aggregate(plan: Plan, recs: list[dict]) -> dict:
     return {INGEST: ingest, **stages}
 
 
-def finish(plan: Plan, engine: str, started: float, workers: int) -> dict:
+def finish(plan: Plan, engine: str, started: float, workers: int, stage_seconds: dict | None = None) -> dict:
     """Writes manifest.json (deterministic) and run_info.json (timings); enforces the quarantine limit."""
     recs = load_part_records(plan.out)
     if len(recs) != len(plan.jobs):
@@ -231,7 +231,8 @@ def finish(plan: Plan, engine: str, started: float, workers: int) -> dict:
     faults.point("manifest:before_write")
     write_json(os.path.join(plan.out, "manifest.json"), manifest)
     write_json(os.path.join(plan.out, "run_info.json"),
-               {"finished_unix": time.time(), "seconds": round(time.time() - started, 3), "workers": workers})
+               {"finished_unix": time.time(), "seconds": round(time.time() - started, 3), "workers": workers, "engine": engine,
+                "stage_seconds": {k: round(v, 3) for k, v in (stage_seconds or {}).items()}})
     if status != "ok":
         hint = f" Hints: {'; '.join(hints[:3])}" if hints else ""
         raise QuarantineLimitError(

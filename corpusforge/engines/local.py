@@ -12,6 +12,7 @@ run without global stages does, so resume, manifests and the audit are unchanged
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -117,7 +118,9 @@ def _run_part(task: tuple[int, Job]) -> dict:
         sinks = {"kept": ParquetSink(os.path.join(sdir, f"{name}.parquet"), ph.out_schema.append(pa.field(PART_COL, pa.int32()))),
                  "rejects": ParquetSink(os.path.join(sdir, f"rejects-{name}.parquet"), REJECT_SCHEMA)}
     counts: dict = {}
+    seconds: dict = {}  # stage → wall time, for run_info.json (never in committed files: timings vary)
     q_rows: list[dict] = []
+    t_part = time.perf_counter()
     try:
         if k == 0:
             batches, reader = read_part(job.part, job.read)
@@ -139,7 +142,7 @@ def _run_part(task: tuple[int, Job]) -> dict:
                 batch, rej = _apply_decisions(ph.global_stage, batch, decisions, counts, used)
                 if rej is not None:
                     sinks["rejects"].write(rej)
-            kept, rejects, quarantine = apply_stages(ph.stages, ph.schemas, batch, counts)
+            kept, rejects, quarantine = apply_stages(ph.stages, ph.schemas, batch, counts, seconds)
             if not final:
                 kept = pa.RecordBatch.from_arrays(kept.columns + [pa.array(np.full(kept.num_rows, job.part.index, np.int32))],
                                                   schema=sinks["kept"].schema)
@@ -195,7 +198,8 @@ def _run_part(task: tuple[int, Job]) -> dict:
         faults.point("part:before_marker")
         write_json(os.path.join(out, "_parts", f"{name}.json") if final else os.path.join(sdir, f"{name}.json"), rec)
         faults.point("part:after_marker")
-        return rec
+        seconds["read+write"] = time.perf_counter() - t_part - sum(seconds.values())  # ingest, decisions, Parquet
+        return {**rec, "seconds": seconds}
     except BaseException:
         for s in sinks.values():
             s.abort()
@@ -272,7 +276,8 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
     """Runs a plan. The Spark and Beam engines reuse this driver with their own `execute(plan, tasks, ...)`
     (runs `run_task` for each (phase, job) on the cluster) and global-stage `backend` (see _run_global):
     the unit of work, its files and the commit protocol are the same, so results are byte-identical."""
-    execute = execute or _execute
+    stage_seconds: dict = {}  # for run_info.json; Spark/Beam part tasks report no stage timings
+    execute = execute or functools.partial(_execute, timings=stage_seconds)
     started = time.time()
     done = prepare_output(plan, resume, overwrite)
     phs = phases(plan)
@@ -296,28 +301,35 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
             elif not os.path.exists(os.path.join(_decided(plan.out, k + 1), "done.json")):
                 staged = _clean_staged(plan.out, k, len(plan.jobs))
                 execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress)
+                t0 = time.perf_counter()
                 _run_global(plan, k + 1, workers, backend)
+                stage_seconds[phs[k + 1].global_stage.name] = time.perf_counter() - t0
     bar.close()
-    manifest = finish(plan, engine, started, workers)
+    manifest = finish(plan, engine, started, workers, stage_seconds)
     shutil.rmtree(os.path.join(plan.out, GLOBAL_DIR), ignore_errors=True)
     return manifest
 
 
-def _execute(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
+def _add_seconds(total: dict, part: dict) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0.0) + v
+
+
+def _execute(plan: Plan, todo: list, workers: int, bar, on_progress, timings: dict) -> None:
     if workers <= 1 or len(todo) <= 1:
         q: queue.Queue = queue.Queue()
         _init_worker(plan, q)
         for task in todo:
-            _run_part(task)
+            _add_seconds(timings, _run_part(task)["seconds"])
             while not q.empty():
                 on_progress(q.get())
             if bar is not None:
                 bar.update(1)
     else:
-        _parallel(plan, todo, workers, bar, on_progress)
+        _parallel(plan, todo, workers, bar, on_progress, timings)
 
 
-def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
+def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress, timings: dict) -> None:
     ctx = mp.get_context("fork")
     progress = ctx.Queue()
     stop = threading.Event()
@@ -339,7 +351,7 @@ def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    f.result()
+                    _add_seconds(timings, f.result()["seconds"])
                     if bar is not None:
                         bar.update(1)
     except BrokenProcessPool:
