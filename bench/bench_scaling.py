@@ -1,0 +1,104 @@
+"""Cost per stage per GB of the PanGu pipeline (pipelines/configs/pangu.yaml's stages) at two corpus sizes,
+on the local engine with 2 workers, beside the I/O floor measured in the same run.
+
+Corpus: the shared real Chinese text (prose, Common Crawl web, spam e-mail), each document repeated
+with seeded character substitutions — 12 % of characters for most copies (distinct documents:
+exact and near-dup dedup keep them), 2 % for every 20th copy (a near-duplicate dedup must remove) —
+so every stage sees realistic, non-identical input at any size. Stage seconds come from the run's
+run_info.json (summed over workers); the floor is pyarrow read_json → write_parquet of the same file.
+Prints seconds per GB per stage at both sizes and the growth of the whole pipeline's cost per GB.
+Usage: python bench/bench_scaling.py [--mb 25 100]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
+
+from bench_local_io import SHARED, floor  # noqa: E402
+
+
+def build(path: Path, target_mb: int) -> int:
+    base = []
+    for f in ["prose/luxun_fiction_essays.jsonl", "prose/zhwiki_articles_100.jsonl",
+              "web/commoncrawl_2021-43_zh_100docs.jsonl", "spam/trec06c_email_sample.jsonl"]:
+        base += [json.loads(x)["text"] for x in (SHARED / f).read_text(encoding="utf-8").splitlines()]
+    alphabet = sorted({c for t in base[:200] for c in t if "\u4e00" <= c <= "\u9fff"})
+    size, i = 0, 0
+    with open(path, "w", encoding="utf-8") as out:
+        while size < target_mb << 20:
+            text, copy = base[i % len(base)], i // len(base)
+            if copy:
+                rng = random.Random(i)
+                rate = 0.02 if copy % 20 == 0 else 0.12
+                text = "".join(rng.choice(alphabet) if rng.random() < rate and "\u4e00" <= c <= "\u9fff" else c for c in text)
+            line = json.dumps({"id": f"doc-{i}", "text": text}, ensure_ascii=False) + "\n"
+            out.write(line)
+            size += len(line.encode("utf-8"))
+            i += 1
+    return i
+
+
+def run_pipeline(src: Path, out: Path) -> dict:
+    import yaml
+
+    from corpusforge.config import load_config
+    from corpusforge.engines import local
+    from corpusforge.runner import make_plan
+
+    stages = yaml.safe_load((REPO / "corpusforge/data/pangu.yaml").read_text(encoding="utf-8"))["stages"]
+    for s in stages:
+        s.pop("sources", None)  # one source here
+    cfg = out.parent / "cfg.yaml"
+    cfg.write_text(json.dumps({"run": {"output": str(out)}, "input": {"paths": [str(src)], "split_mb": 8},
+                               "stages": stages, "limits": {"max_quarantine_fraction": 1.0}}))
+    plan = make_plan(load_config(str(cfg)))
+    t = time.perf_counter()
+    local.run(plan, workers=2, overwrite=True, progress=False)
+    info = json.loads((out / "run_info.json").read_text())
+    m = json.loads((out / "manifest.json").read_text())
+    return {"wall": time.perf_counter() - t, "stages": info["stage_seconds"],
+            "funnel": {s["name"]: s["in"] for s in m["stages"]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=int, nargs=2, default=[25, 100])
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cf-bench-scaling-"))
+    res = {}
+    try:
+        for mb in args.mb:
+            src = work / f"c{mb}.jsonl"
+            docs = build(src, mb)
+            gb = src.stat().st_size / 2**30
+            fl = floor(src, work / f"floor{mb}.parquet")
+            r = run_pipeline(src, work / f"out{mb}")
+            res[mb] = (gb, fl, r)
+            print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB), I/O floor {fl:.1f} s "
+                  f"({r['wall'] / fl:.1f}x floor)", flush=True)
+            shutil.rmtree(work / f"out{mb}")
+        a, b = args.mb
+        print(f"\n{'stage':<18}{'docs in ' + str(a):>14}{'docs in ' + str(b):>14}{'s/GB @' + str(a):>12}{'s/GB @' + str(b):>12}{'growth':>8}")
+        for st in res[a][2]["stages"]:
+            ga, gb_ = res[a][2]["stages"][st] / res[a][0], res[b][2]["stages"].get(st, 0.0) / res[b][0]
+            print(f"{st:<18}{res[a][2]['funnel'].get(st, 0):>14}{res[b][2]['funnel'].get(st, 0):>14}{ga:>12,.0f}{gb_:>12,.0f}"
+                  f"{gb_ / ga if ga else float('nan'):>8.2f}")
+        wa, wb = res[a][2]["wall"] / res[a][0], res[b][2]["wall"] / res[b][0]
+        print(f"whole pipeline on 2 workers: {wa:,.0f} s/GB at {a} MB, {wb:,.0f} s/GB at {b} MB: cost per GB x{wb / wa:.2f} "
+              f"for {b / a:.0f}x the data; {res[b][2]['wall'] / res[b][1]:.1f}x the I/O floor")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
