@@ -16,7 +16,7 @@ import corpusforge
 from corpusforge import faults, ledger
 from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
-from corpusforge.io.inputs import InputFile, Part, expand_inputs, plan_parts
+from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
 from corpusforge.io.writers import TMP_MARK, write_json
 from corpusforge.pipeline import output_schemas

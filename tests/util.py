@@ -26,6 +26,17 @@ def write_config(tmp: Path, paths, stages=(), input_opts=None, out="out", limits
     return path
 
 
+def read_jsonl(path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(ln) for ln in f if ln.strip()]
+
+
+def write_jsonl(path: Path, texts) -> Path:
+    """One {"text": t} record a line."""
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
 def run(cfg: Path, *extra: str) -> int:
     return main(["run", str(cfg), "--no-progress", *extra])
 

@@ -11,31 +11,27 @@ from corpusforge.models.common import auc, is_heldout
 from corpusforge.rules_files import resolve, sha256_file
 from corpusforge.stages.perplexity import Perplexity
 from corpusforge.train import charlm
-from tests.util import assert_audit_ok, manifest, run, table, write_config
+from tests.util import assert_audit_ok, manifest, read_jsonl, run, table, write_config
 
 MODEL = resolve("models/char_lm_zh.npz")
 
-
-def _rows(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
 
 
 @pytest.fixture(scope="module")
 def sets(shared_data):
     info = json.load(open(MODEL + ".json", encoding="utf-8"))
     held = set(info["heldout_ids"])
-    prose = [r for f in charlm.PROSE_FILES for r in _rows(shared_data / f)]
+    prose = [r for f in charlm.PROSE_FILES for r in read_jsonl(shared_data / f)]
     # The shipped model must have been trained without these documents (same hash rule as the script).
     assert held == {r["id"] for r in prose if is_heldout(r["id"], charlm.HOLDOUT_FRAC, charlm.HOLDOUT_SEED)}
     assert info["n_train_docs"] == len(prose) - len(held) and len(held) >= 40
-    sms = _rows(shared_data / "spam/sms_mudou_labelled.jsonl")
-    trec = _rows(shared_data / "spam/trec06c_email_sample.jsonl")
+    sms = read_jsonl(shared_data / "spam/sms_mudou_labelled.jsonl")
+    trec = read_jsonl(shared_data / "spam/trec06c_email_sample.jsonl")
     return {
         "prose": [r["text"] for r in prose if r["id"] in held],
         "sms_spam": [r["text"] for r in sms if r["label"] == "spam" and r["split"] == "test"],
         "trec_spam": [r["text"] for r in trec if r["label"] == "spam"][:500],
-        "cc_web": [r["text"] for r in _rows(shared_data / charlm.REFERENCE_FILE)],
+        "cc_web": [r["text"] for r in read_jsonl(shared_data / charlm.REFERENCE_FILE)],
     }
 
 

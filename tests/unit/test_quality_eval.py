@@ -11,42 +11,34 @@ from corpusforge.cli import main
 from corpusforge.models.common import is_heldout
 from corpusforge.models.recipe import prose_chunks
 from corpusforge.train import charlm
-from tests.util import run, write_config
+from tests.util import read_jsonl, run, write_config, write_jsonl
 
 torch.set_num_threads(2)
 
 
-def _rows(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
-
-
-def _jsonl(path, texts):
-    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, shared_data):
     d = tmp_path_factory.mktemp("qe")
-    prose = [r for f in charlm.PROSE_FILES for r in _rows(shared_data / f)]
+    prose = [r for f in charlm.PROSE_FILES for r in read_jsonl(shared_data / f)]
     split = [is_heldout(r["id"], charlm.HOLDOUT_FRAC, charlm.HOLDOUT_SEED) for r in prose]
     # Training prose as web-page-sized chunks (paragraphs joined to >= 300 chars), so a small token
     # budget still samples many documents, as it does from the short web/spam documents.
-    _jsonl(d / "prose_docs.jsonl", [r["text"] for r, h in zip(prose, split) if not h])
+    write_jsonl(d / "prose_docs.jsonl", [r["text"] for r, h in zip(prose, split) if not h])
     prose_train = prose_chunks(str(d / "prose_docs.jsonl"))
     held = [r["text"] for r, h in zip(prose, split) if h][:8]
-    _jsonl(d / "prose_raw.jsonl", prose_train)
+    write_jsonl(d / "prose_raw.jsonl", prose_train)
     # The cleaned candidate is a corpusforge run: normalize, exact + near-duplicate removal.
     cfg = write_config(d, [d / "prose_raw.jsonl"], [{"use": "normalize"}, {"use": "dedup_exact"}, {"use": "dedup_minhash"}],
                        out="cleaned")
     assert run(cfg) == 0
-    sms = [r["text"] for r in _rows(shared_data / "spam/sms_mudou_labelled.jsonl") if r["label"] == "spam"][:1500]
-    trec = [r["text"] for r in _rows(shared_data / "spam/trec06c_email_sample.jsonl") if r["label"] == "spam"][:200]
-    web = [r["text"] for r in _rows(shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl")]
-    _jsonl(d / "raw_web_spam.jsonl", web + sms + trec)
-    _jsonl(d / "heldout.jsonl", held)
-    _jsonl(d / "tok_text.jsonl", prose_train[:300] + web + sms[:300])  # both kinds: a tokenizer favouring neither
+    sms = [r["text"] for r in read_jsonl(shared_data / "spam/sms_mudou_labelled.jsonl") if r["label"] == "spam"][:1500]
+    trec = [r["text"] for r in read_jsonl(shared_data / "spam/trec06c_email_sample.jsonl") if r["label"] == "spam"][:200]
+    web = [r["text"] for r in read_jsonl(shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl")]
+    write_jsonl(d / "raw_web_spam.jsonl", web + sms + trec)
+    write_jsonl(d / "heldout.jsonl", held)
+    write_jsonl(d / "tok_text.jsonl", prose_train[:300] + web + sms[:300])  # both kinds: a tokenizer favouring neither
     assert main(["tokenizer", "train", str(d / "tok_text.jsonl"), "--vocab-size", "800", "--out", str(d / "tok.json")]) == 0
     return d
 
@@ -79,8 +71,8 @@ def test_cleaned_prose_beats_raw_web_spam_on_heldout_ppl_every_seed(setup, capsy
 
 
 def test_heldout_overlapping_a_candidate_is_refused(setup, capsys):
-    held = _rows(setup / "heldout.jsonl")
-    _jsonl(setup / "leaky.jsonl", [held[3]["text"]] + [r["text"] for r in _rows(setup / "raw_web_spam.jsonl")[:50]])
+    held = read_jsonl(setup / "heldout.jsonl")
+    write_jsonl(setup / "leaky.jsonl", [held[3]["text"]] + [r["text"] for r in read_jsonl(setup / "raw_web_spam.jsonl")[:50]])
     cfg = _config(setup, candidates={"leaky": "leaky.jsonl"}, out="qe_leak")
     assert main(["quality-eval", str(cfg)]) == 2
     assert "heldout_overlap" in capsys.readouterr().err

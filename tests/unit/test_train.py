@@ -15,36 +15,28 @@ from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import auc, is_heldout
 from corpusforge.train import charlm
 from corpusforge.train.trainer import TrainArgs, read_log, train
-from tests.util import manifest, run, table, write_config
+from tests.util import manifest, read_jsonl, run, table, write_config, write_jsonl
 
 torch.set_num_threads(2)
 
 
-def _rows(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
-
-
-def _write_jsonl(path, texts):
-    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, shared_data):
     d = tmp_path_factory.mktemp("train")
-    prose = [r for f in charlm.PROSE_FILES for r in _rows(shared_data / f)]
+    prose = [r for f in charlm.PROSE_FILES for r in read_jsonl(shared_data / f)]
     train_docs = [r["text"] for r in prose if not is_heldout(r["id"], charlm.HOLDOUT_FRAC, charlm.HOLDOUT_SEED)]
     held = [r["text"] for r in prose if is_heldout(r["id"], charlm.HOLDOUT_FRAC, charlm.HOLDOUT_SEED)]
     # Lu Xun essays (many short docs) + a few wiki articles keep tokenizing and training quick.
     small = [t for t in train_docs if len(t) < 6000][:60]
-    _write_jsonl(d / "train.jsonl", small)
-    _write_jsonl(d / "held.jsonl", held[:12])
+    write_jsonl(d / "train.jsonl", small)
+    write_jsonl(d / "held.jsonl", held[:12])
     assert main(["tokenizer", "train", str(d / "train.jsonl"), "--vocab-size", "800", "--out", str(d / "tok.json")]) == 0
     (d / "mix.yaml").write_text(yaml.safe_dump({"seed": 3, "seq_len": 64, "tokenizer": "tok.json",
                                                 "sources": {"prose": {"path": "train.jsonl", "epochs": 1.0}}}))
     assert main(["sample", str(d / "mix.yaml"), "--out", str(d / "shards"), "--no-progress"]) == 0
-    sms = [r["text"] for r in _rows(shared_data / "spam/sms_mudou_labelled.jsonl") if r["label"] == "spam"][:40]
+    sms = [r["text"] for r in read_jsonl(shared_data / "spam/sms_mudou_labelled.jsonl") if r["label"] == "spam"][:40]
     return {"dir": d, "shards": d / "shards", "held": held[:12], "sms_spam": sms}
 
 
@@ -125,7 +117,7 @@ def test_eval_ppl_text_and_shards_agree(env, trained, capsys):
 def test_neural_perplexity_stage_ranks_prose_above_spam(env, trained, tmp_path):
     d = env["dir"]
     assert main(["eval-ppl", "--model", str(trained), "--data", str(d / "held.jsonl"), "--write-cutoffs"]) == 0
-    src = _write_jsonl(tmp_path / "mix.jsonl", env["held"] + env["sms_spam"])
+    src = write_jsonl(tmp_path / "mix.jsonl", env["held"] + env["sms_spam"])
     cfg = write_config(tmp_path, [src], [{"use": "perplexity", "with": {"backend": "neural", "model": str(trained)}}])
     assert run(cfg) == 0
     kept = table(tmp_path / "out", "kept").to_pylist()
