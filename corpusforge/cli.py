@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "an earlier demo there is replaced)")
     d.add_argument("--workers", type=int, default=2, help="worker processes (default 2); never changes results")
     d.add_argument("--engine", choices=["local", "spark", "beam"], default="local", help="engine for the cleaning run")
-    d.add_argument("--steps", type=int, default=300, help="training steps of the tiny model (default 300)")
+    d.add_argument("--steps", type=int, default=800, help="training steps of the tiny model (default 800)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(fn=_cmd_demo)
     return p

@@ -30,7 +30,7 @@ def _step(title: str, argv: list[str]) -> None:
         raise CorpusforgeError("demo_failed", f"demo step {title!r} failed (exit {rc}); see the message above")
 
 
-def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 300, vocab: int = 8000,
+def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 800, vocab: int = 8000,
              progress: bool = True) -> int:
     t0 = time.time()
     out = os.path.abspath(outdir)
