@@ -47,9 +47,9 @@ def test_high_quality_prose_is_kept(shared_data):
     kept, reasons = run(chain(), docs)
     share = kept.num_rows / len(docs)
     print(f"prose kept {kept.num_rows}/{len(docs)} = {share:.3f}", Counter(reasons.values()))
-    # Measured 181/192 = 0.943 (target 0.95). Every drop is a stub (< 150 chars), a list/timeline page
-    # or an article dominated by English references: the rules doing what PanGu-α defines.
-    assert share >= 0.94
+    # Measured 183/192 = 0.953. Every drop is a stub (< 150 chars), an article dominated by English
+    # references (< 60 % Han) or a list page of mostly short lines: the rules doing what PanGu-α defines.
+    assert share >= 0.95
     assert set(reasons.values()) <= {"pangu_rules:too_short", "pangu_rules:low_zh_ratio", "pangu_rules:navigation"}
     assert not any(i.startswith("luxun") or "luxun" in i for i in reasons)
     assert {"zhwiki-115", "zhwiki-291"} <= {i for i, r in reasons.items() if r.endswith("too_short")}  # disambiguation pages
