@@ -11,7 +11,8 @@ import pyarrow as pa
 from corpusforge.schema import score_column
 from corpusforge.stage import MapStage, Params, register
 
-
+_SEP = "\ue000"  # a private-use character: in no OpenCC dictionary (clean removes it from text anyway)
+_CHUNK_CHARS = 32_768  # characters per OpenCC call (bigger single calls get slower again)
 
 def chars_changed(a: str, b: str) -> int:
     """Characters that differ: positionwise for the usual same-length conversion; phrase conversions
@@ -82,12 +83,11 @@ class T2S(MapStage):
             self.setup()
         changed = np.zeros(len(texts), np.int64)
         vals = texts.to_pylist()
-        conv = self._cc.convert
+        converted = self._convert_all(vals)
         idx, olds, news = [], [], []
-        for i, old in enumerate(vals):
+        for i, (old, new) in enumerate(zip(vals, converted)):
             if old is None:
                 continue
-            new = conv(old)
             if new != old:
                 if len(new) == len(old):
                     idx.append(i)
@@ -103,6 +103,38 @@ class T2S(MapStage):
             starts = np.cumsum([0] + [len(o) for o in olds[:-1]])
             changed[idx] = np.add.reduceat((a != b).astype(np.int64), starts)
         return pa.array(vals, pa.string()), changed
+
+    def _convert_all(self, vals: list[str | None]) -> list[str | None]:
+        """OpenCC over many documents per call, joined by a private-use separator: no dictionary entry
+        contains it, so no phrase match crosses it and the result equals one call per document, at
+        ~2x the speed for paragraph-sized documents (the per-call overhead dominates them)."""
+        out: list[str | None] = list(vals)
+        chunk: list[int] = []
+        size = 0
+
+        def flush():
+            nonlocal size
+            if chunk:
+                parts = self._cc.convert(_SEP.join(vals[i] for i in chunk)).split(_SEP)
+                if len(parts) != len(chunk):  # cannot happen (the separator is never converted): stay exact
+                    parts = [self._cc.convert(vals[i]) for i in chunk]
+                for i, p in zip(chunk, parts):
+                    out[i] = p
+                chunk.clear()
+                size = 0
+
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            if _SEP in v:
+                out[i] = self._cc.convert(v)
+                continue
+            chunk.append(i)
+            size += len(v)
+            if size >= _CHUNK_CHARS:
+                flush()
+        flush()
+        return out
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         out, changed = self.convert(batch.column("text"))

@@ -64,3 +64,19 @@ def test_accuracy_on_debian_reference_same_length_pairs(shared_data):
     # (檔案→档案 vs 文件, 程式 vs 程序): tw2sp's Taiwan→mainland phrase table removes ~4/5 of it.
     assert res["t2s"] > 0.93 and res["tw2s"] >= res["t2s"] - 0.001
     assert res["tw2sp"] > 0.98 and (1 - res["tw2sp"]) < (1 - res["t2s"]) / 3
+
+
+@pytest.mark.parametrize("config", ["t2s", "tw2sp"])
+def test_batched_conversion_equals_one_call_per_document(shared_data, config):
+    """The stage converts many documents per OpenCC call; the result must be exactly per-document
+    OpenCC, including phrase conversions, empty and null texts, and a text holding the separator."""
+    import opencc
+
+    docs = [r["zh_tw"] for r in rows(shared_data / "tradsimp/debian_reference_zhcn_zhtw_paragraphs.jsonl")]
+    docs += [r["text"] for r in rows(shared_data / "prose/zhwiki_articles_100.jsonl")][:20]  # long, mixed script
+    docs += ["", None, "滑鼠\ue000軟體", "\ue000"]
+    s = stage(config)
+    out, changed = s.convert(pa.array(docs, pa.string()))
+    cc = opencc.OpenCC(f"{config}.json")
+    assert out.to_pylist() == [None if d is None else cc.convert(d) for d in docs]
+    assert changed.sum() > 1000 and changed[-3] == 0
