@@ -5,7 +5,6 @@ Cross-engine agreement is tests/conformance/test_engines.py (not repeated here).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
