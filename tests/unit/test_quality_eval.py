@@ -13,7 +13,16 @@ from corpusforge.models.recipe import prose_chunks
 from corpusforge.train import charlm
 from tests.util import read_jsonl, run, write_config, write_jsonl
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    """Thread count set when this module's tests run, not at import: pytest imports every module
+    first, and float results (so loss curves) depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 

@@ -17,7 +17,16 @@ from corpusforge.train import charlm
 from corpusforge.train.trainer import TrainArgs, read_log, train
 from tests.util import manifest, read_jsonl, run, table, write_config, write_jsonl
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    """Thread count set when this module's tests run, not at import: pytest imports every module
+    first, and float results (so loss curves) depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 
@@ -65,9 +74,7 @@ def test_tiny_trains_from_sampled_shards_and_loss_falls(trained):
     print(f"train loss {first:.3f} -> {last:.3f}; eval ppl", [round(r["eval_ppl"], 1) for r in evals])
     assert last < first - 0.4
     thirds = [np.mean([r["loss"] for r in steps[i:i + 20]]) for i in (0, 20, 40)]
-    # falls, then flattens (vocab 800: ln 800 = 6.68); the last two thirds can tie within float noise of
-    # the thread count, so "steadily" is checked against the first third
-    assert thirds[0] > thirds[1] and thirds[0] > thirds[2] and thirds[2] < thirds[1] + 0.05
+    assert thirds[0] > thirds[1] > thirds[2]  # falls steadily
     assert min(r["eval_loss"] for r in evals[1:]) < evals[0]["eval_loss"]
     assert np.isclose(evals[-1]["eval_ppl"], np.exp(evals[-1]["eval_loss"]))
     cfg = json.loads((trained / "config.json").read_text())

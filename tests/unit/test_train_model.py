@@ -6,7 +6,16 @@ import torch  # noqa: E402  (the train extra is part of the test install)
 
 from corpusforge.train.model import CONFIGS, PanguAlpha, get_config, param_count  # noqa: E402
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    """Thread count set when this module's tests run, not at import: pytest imports every module
+    first, and float results (so loss curves) depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 # PanGu-α Table 1 sizes (parameters).
 PAPER = {"2.6b": 2.6e9, "13b": 13.1e9, "200b": 207.0e9}
