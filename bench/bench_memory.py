@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.reliability.test_resources import peak_rss_mb  # noqa: E402  (one wrapper for bench and tests)
+from tests.reliability.test_resources import peak_rss_mb, write_giant_line  # noqa: E402  (shared with the tests)
 from tests.util import write_config  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -38,14 +38,7 @@ STAGES = [{"use": "normalize"}, {"use": "clean"}, {"use": "t2s"}, {"use": "pangu
 
 def giant(tmp: Path):
     path = tmp / "huge.jsonl"
-    chunk = "长".encode() * (1 << 20)
-    with open(path, "wb") as f:
-        f.write(b'{"text": "')
-        for _ in range(512):  # 1.5 GiB
-            f.write(chunk)
-        f.write(b'"}\n')
-        for _ in range(1000):
-            f.write(json.dumps({"text": "正常的文本" * 40}, ensure_ascii=False).encode() + b"\n")
+    write_giant_line(path)
     return write_config(tmp, [path], input_opts={"split_mb": 4096}, out="out_giant", name="giant.yaml"), 1024
 
 

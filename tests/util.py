@@ -26,6 +26,23 @@ def write_config(tmp: Path, paths, stages=(), input_opts=None, out="out", limits
     return path
 
 
+def torch_threads(n: int):
+    """A module-scoped autouse fixture that sets torch's thread count while the module's tests run (not
+    at import: pytest imports every module first, and float results, so loss curves, depend on it)."""
+    import pytest
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _threads():
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        yield
+        torch.set_num_threads(before)
+
+    return _threads
+
+
 def read_jsonl(path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(ln) for ln in f if ln.strip()]

@@ -28,9 +28,8 @@ def peak_rss_mb(cfg) -> tuple[int, int]:
     return int(rc), int(mb)
 
 
-def test_giant_line_bounded_memory(tmp_path):
-    """A 1.5 GiB single line in a 2 GiB file is quarantined with peak RSS < 1 GiB."""
-    path = tmp_path / "huge.jsonl"
+def write_giant_line(path) -> None:
+    """A 1.5 GiB single JSON line (in a ~1.5 GiB file), then 1,000 normal records."""
     chunk = "长".encode() * (1 << 20)
     with open(path, "wb") as f:
         f.write(b'{"text": "')
@@ -39,6 +38,12 @@ def test_giant_line_bounded_memory(tmp_path):
         f.write(b'"}\n')
         for _ in range(1000):
             f.write(json.dumps({"text": "正常的文本" * 40}, ensure_ascii=False).encode() + b"\n")
+
+
+def test_giant_line_bounded_memory(tmp_path):
+    """A 1.5 GiB single line in a 2 GiB file is quarantined with peak RSS < 1 GiB."""
+    path = tmp_path / "huge.jsonl"
+    write_giant_line(path)
     cfg = write_config(tmp_path, [path], input_opts={"split_mb": 4096})
     rc, mb = peak_rss_mb(cfg)
     print(f"giant line: peak RSS {mb} MiB")

@@ -4,25 +4,17 @@ lower held-out PPL than one trained on the same budget of raw web/spam text, for
 import json
 
 import pytest
-import torch
 import yaml
 
 from corpusforge.cli import main
 from corpusforge.models.common import is_heldout
 from corpusforge.models.recipe import prose_chunks
 from corpusforge.train import charlm
-from tests.util import read_jsonl, run, write_config, write_jsonl
+from tests.util import read_jsonl, run, torch_threads, write_config, write_jsonl
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    """Thread count set when this module's tests run, not at import: pytest imports every module
-    first, and float results (so loss curves) depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+_threads = torch_threads(2)
 
 
 

@@ -15,18 +15,11 @@ from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import auc, is_heldout
 from corpusforge.train import charlm
 from corpusforge.train.trainer import TrainArgs, read_log, train
-from tests.util import manifest, read_jsonl, run, table, write_config, write_jsonl
+from tests.util import manifest, read_jsonl, run, table, torch_threads, write_config, write_jsonl
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    """Thread count set when this module's tests run, not at import: pytest imports every module
-    first, and float results (so loss curves) depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+_threads = torch_threads(2)
 
 
 

@@ -1,21 +1,12 @@
 """PanGu-α model: parameter counts of the paper's shapes, the query layer, causality."""
 
 import pytest
+import torch  # the train extra is part of the test install
 
-import torch  # noqa: E402  (the train extra is part of the test install)
+from corpusforge.train.model import CONFIGS, PanguAlpha, get_config, param_count
+from tests.util import torch_threads
 
-from corpusforge.train.model import CONFIGS, PanguAlpha, get_config, param_count  # noqa: E402
-
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    """Thread count set when this module's tests run, not at import: pytest imports every module
-    first, and float results (so loss curves) depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_threads = torch_threads(1)
 
 # PanGu-α Table 1 sizes (parameters).
 PAPER = {"2.6b": 2.6e9, "13b": 13.1e9, "200b": 207.0e9}
