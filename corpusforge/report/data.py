@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpusforge.errors import CorpusforgeError
 from corpusforge.schema import PREVIEW_CHARS
 
 BATCH = 16384
@@ -55,14 +54,10 @@ class TopK:
 
 
 def load_manifest(run_dir: str) -> dict:
-    path = os.path.join(run_dir, "manifest.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise CorpusforgeError("not_a_run", f"{run_dir}: no manifest.json (not a finished run directory)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorpusforgeError("bad_manifest", f"{path}: {e}") from None
+    from corpusforge.report.extras import read_json
+
+    return read_json(os.path.join(run_dir, "manifest.json"),
+                     ("not_a_run", f"{run_dir}: no manifest.json (not a finished run directory)"), "bad_manifest")
 
 
 def _paths(run_dir: str, m: dict, kind: str) -> list[str]:

@@ -59,19 +59,21 @@ def thresholds(manifest: dict) -> dict[str, list[tuple[float, str]]]:
     return res
 
 
-def _read_json(path: str):
+def read_json(path: str, missing: tuple[str, str] | None = None, bad: str = "bad_json"):
+    """A JSON file, or a one-line error; `missing` = (code, message) for a file that is not there."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
-        raise CorpusforgeError("missing_file", f"{path}: not found") from None
+        code, msg = missing or ("missing_file", f"{path}: not found")
+        raise CorpusforgeError(code, msg) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorpusforgeError("bad_json", f"{path}: {e}") from None
+        raise CorpusforgeError(bad, f"{path}: {e}") from None
 
 
 def load_shards(d: str) -> dict:
     path = d if d.endswith(".json") else os.path.join(d, "shards.json")
-    m = _read_json(path)
+    m = read_json(path)
     if not isinstance(m, dict) or not isinstance(m.get("sources"), dict):
         raise CorpusforgeError("bad_shards", f"{path}: no \"sources\" object (expected the sampler's shards.json)")
     return {"path": os.path.abspath(path), "sources": m["sources"]}
@@ -105,7 +107,7 @@ def load_train(d: str) -> dict:
 def load_quality_eval(path: str) -> dict:
     """Per-candidate rows from quality_eval.json: `corpusforge quality-eval`'s {"candidates": {name:
     {"runs": [{seed, heldout_ppl, ...}], "mean_ppl", "std_ppl"}}}, or a list of {name, ppl, ...} rows."""
-    q = _read_json(path)
+    q = read_json(path)
     rows = q.get("candidates", q) if isinstance(q, dict) else q
     if isinstance(rows, dict):
         rows = [dict(v, name=k) if isinstance(v, dict) else {"name": k, "ppl": v} for k, v in rows.items()]
