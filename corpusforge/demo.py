@@ -74,9 +74,10 @@ def _summary(out: str, corpus: str, shards: str, train_dir: str | None, report: 
     if train_dir:
         with open(os.path.join(train_dir, "eval_ppl.json"), encoding="utf-8") as f:
             ev = json.load(f)
-        log = [json.loads(x) for x in open(os.path.join(train_dir, "log.jsonl"), encoding="utf-8")]
-        losses = [r["loss"] for r in log if "loss" in r]
-        print(f"model:   tiny, train loss {losses[0]:.3f} → {losses[-1]:.3f}; held-out PPL {ev['ppl']:.1f} "
+        from corpusforge.train.trainer import losses
+
+        loss = losses(train_dir)
+        print(f"model:   tiny, train loss {loss[0]:.3f} → {loss[-1]:.3f}; held-out PPL {ev['ppl']:.1f} "
               f"on {ev['docs']} Wikipedia articles ({ev['tokens']} tokens)")
     print(f"report:  {report}")
     print(f"time:    {seconds:.0f} s")

@@ -81,6 +81,12 @@ def assert_audit_ok(out: Path) -> None:
     assert problems == [], problems
 
 
+def committed_outputs(out: Path) -> dict[str, bytes]:
+    """Bytes of every kept, rejects and quarantine Parquet file of a run (what engines must agree on)."""
+    return {str(p.relative_to(out)): p.read_bytes() for kind in ("kept", "rejects", "quarantine")
+            for p in sorted((out / kind).glob("*.parquet"))}
+
+
 def tree_digest(out: Path) -> dict[str, bytes]:
     """Every committed file's bytes, except run_info.json (timings)."""
     res = {}

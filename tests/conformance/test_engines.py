@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.util import REPO_ROOT, assert_audit_ok, manifest, run, table, write_config
+from tests.util import REPO_ROOT, assert_audit_ok, committed_outputs, manifest, run, table, write_config
 
 STAGES = [
     {"use": "clean"},
@@ -71,11 +71,6 @@ def corpus(shared_data, tmp_path_factory) -> Path:
     return cfg
 
 
-def _outputs(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for kind in ("kept", "rejects", "quarantine")
-            for p in sorted((out / kind).glob("*.parquet"))}
-
-
 def _neutral_manifest(out: Path) -> dict:
     m = manifest(out)
     m.pop("engine")
@@ -86,7 +81,7 @@ def _neutral_manifest(out: Path) -> dict:
 
 def _assert_same(ref: Path, other: Path) -> None:
     assert_audit_ok(other)
-    a, b = _outputs(ref), _outputs(other)
+    a, b = committed_outputs(ref), committed_outputs(other)
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
     assert _neutral_manifest(ref) == _neutral_manifest(other)

@@ -13,7 +13,8 @@ import pytest
 from corpusforge.audit import audit
 from corpusforge.cli import main
 from corpusforge.sample.shards import verify
-from tests.util import REPO_ROOT, manifest
+from corpusforge.train.trainer import losses as train_losses
+from tests.util import REPO_ROOT, committed_outputs, manifest
 
 pytestmark = [pytest.mark.spark, pytest.mark.beam]
 PANGU = REPO_ROOT / "pipelines" / "configs" / "pangu.yaml"
@@ -24,10 +25,6 @@ def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo"
     assert main(["demo", str(out), "--steps", "60", "--no-progress"]) == 0
     return out
-
-
-def _corpus_files(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for k in ("kept", "rejects", "quarantine") for p in sorted((run / k).glob("*.parquet"))}
 
 
 def _shard_files(d: Path) -> dict:
@@ -59,8 +56,7 @@ def test_every_stage_balances_and_every_source_contributes(demo):
 
 def test_shards_verify_and_the_model_learns(demo):
     assert verify(str(demo / "shards")) == []
-    log = [json.loads(x) for x in (demo / "train" / "log.jsonl").read_text(encoding="utf-8").splitlines()]
-    losses = [r["loss"] for r in log if "loss" in r]
+    losses = list(train_losses(str(demo / "train")))
     assert len(losses) == 60
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < first - 0.5, (first, last)
@@ -92,7 +88,7 @@ def test_engines_give_the_same_corpus_and_shards(demo, tmp_path, engine):
     finally:
         if engine == "spark":
             spark.stop()
-    assert _corpus_files(out) == _corpus_files(demo / "corpus")
+    assert committed_outputs(out) == committed_outputs(demo / "corpus")
     shutil.copyfile(demo / "mix.yaml", tmp_path / "mix.yaml")
     shutil.copyfile(demo / "tokenizer.json", tmp_path / "tokenizer.json")
     assert main(["sample", str(tmp_path / "mix.yaml"), "--out", str(tmp_path / "shards"), "--no-progress"]) == 0
