@@ -250,4 +250,4 @@ def _marker(plan: Plan, k: int, job) -> str:
     name = f"{part_name(job.part.index)}.json"
     if local.phases(plan)[k].last:
         return os.path.join(plan.out, "_parts", name)
-    return os.path.join(plan.out, local.GLOBAL_DIR, f"s{k}", name)
+    return os.path.join(local._staged(plan.out, k), name)
