@@ -60,6 +60,10 @@ class EngineConfig(_Strict):
 class LimitsConfig(_Strict):
     max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
     batch_rows: int = Field(2048, ge=1)
+    # RELIABILITY #30: one rule-list reason (a lexicon term, an ad list) dropping more than this share of
+    # one input part is almost certainly a bad rule: the run stops. null disables the guard.
+    max_rule_drop_fraction: float | None = Field(0.5, gt=0, le=1)
+    rule_guard_min_docs: int = Field(200, ge=1)  # parts with fewer documents are not judged
 
 
 class Config(_Strict):

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpusforge.errors import CorpusforgeError
 from corpusforge.ledger import new_counts
 from corpusforge.schema import PREVIEW_CHARS, QUARANTINE_SCHEMA, REJECT_SCHEMA, score_column
 from corpusforge.stage import FilterStage, MapStage, Stage
@@ -129,6 +130,22 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
     batch = batch.filter(pa.array(keep))
     c["kept"] += batch.num_rows
     return batch
+
+
+def check_rule_guard(stages: list[Stage], counts: dict, max_fraction: float | None, min_docs: int, where: str) -> None:
+    """RELIABILITY #30: stops the run when one rule-list reason drops more than max_fraction of a part."""
+    if max_fraction is None:
+        return
+    for stage in stages:
+        c = counts.get(stage.name)
+        if not isinstance(stage, FilterStage) or not c or c["in"] < min_docs:
+            continue
+        for reason in sorted(stage.rule_reasons):
+            n = c["dropped"].get(f"{stage.name}:{reason}", 0)
+            if n > max_fraction * c["in"]:
+                raise CorpusforgeError("rule_guard", f"{where}: {stage.name}:{reason} dropped {n} of {c['in']} documents "
+                                       f"({n / c['in']:.0%} > limits.max_rule_drop_fraction {max_fraction:.0%}); a rule "
+                                       "list probably matches almost everything (fix it, or raise or null the limit)")
 
 
 def empty_quarantine() -> pa.Table:

@@ -66,6 +66,8 @@ class FilterStage(Stage):
 
     scores: ClassVar[dict[str, pa.DataType]] = {}
     only_sources: tuple[str, ...] | None = None  # set from the config's `sources:`; None = every document
+    # reasons decided by rule lists (lexicons, keyword lists): guarded by limits.max_rule_drop_fraction
+    rule_reasons: ClassVar[frozenset[str]] = frozenset()
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         raise NotImplementedError

@@ -34,7 +34,7 @@ from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimi
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import TMP_MARK, ParquetSink, write_json
-from corpusforge.pipeline import apply_stages, reject_rows
+from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
 from corpusforge.runner import Job, Phase, Plan, file_entry, finish, part_name, phases, prepare_output
 from corpusforge.schema import INGEST, QUARANTINE_SCHEMA, REJECT_SCHEMA
 from corpusforge.stage import GlobalStage
@@ -161,6 +161,9 @@ def _run_part(task: tuple[int, Job]) -> dict:
                 s.abort()
                 sinks[key] = ParquetSink(s.final, s.schema)
             counts, q_rows = {}, []
+        lim = plan.config.limits
+        check_rule_guard(ph.stages, counts, lim.max_rule_drop_fraction, lim.rule_guard_min_docs,
+                         f"{job.part.file.rel} (part {job.part.index})")
         if prev is None:
             ing = ledger.new_counts()
             ing.update(**{"in": reader.stats.records, "kept": reader.stats.docs})

@@ -85,6 +85,7 @@ class PanguRules(FilterStage):
         "link_line_frac": pa.float64(),
         "prose_frac": pa.float64(),
     }
+    rule_reasons = frozenset({"ads"})  # keyword lists; length, Chinese share and page shape are thresholds
 
     class Params(Params):
         thresholds: str = "thresholds/pangu.yaml"

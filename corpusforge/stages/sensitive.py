@@ -28,6 +28,7 @@ class SensitiveWords(FilterStage):
 
     name = "sensitive_words"
     scores: ClassVar[dict[str, pa.DataType]] = {"hits": pa.int64(), "categories": pa.string()}
+    rule_reasons = frozenset({"sensitive_words"})
 
     class Params(Params):
         lists: dict[str, str] = DEFAULT_LISTS  # category → word list

@@ -90,6 +90,26 @@ def test_30_regex_rule_matching_everything_is_an_error(tmp_path, capsys, web):
     assert "r.yaml:4" in err and "empty string" in err
 
 
+def test_30_rule_dropping_most_of_a_part_stops_the_run(tmp_path, capsys, web):
+    """Runtime guard: valid 2-character terms that occur in most pages (可以, 时间, ...) pass load-time
+    validation, but one rule-list reason dropping > limits.max_rule_drop_fraction of a part is an ERROR
+    naming the input part and the reason; with the guard nulled the same run completes and balances."""
+    (tmp_path / "a.jsonl").write_bytes(jl(web))
+    words = tmp_path / "words.txt"
+    words.write_text(HEADER + "可以\n时间\n我们\n一个\n", encoding="utf-8")
+    stages = [{"use": "sensitive_words", "with": {"lists": {"x": str(words)}, "allowlist": None, "drop_at_hits": 1}}]
+    err = run_error(tmp_path, capsys, [tmp_path / "a.jsonl"], "rule_guard", stages=stages, limits={"rule_guard_min_docs": 50})
+    assert "a.jsonl (part 0)" in err and "sensitive_words:sensitive_words dropped" in err and "max_rule_drop_fraction" in err
+    out = run_ok(tmp_path, [tmp_path / "a.jsonl"], stages=stages, out="out2",
+                 limits={"rule_guard_min_docs": 50, "max_rule_drop_fraction": None}, name="cfg2.yaml")
+    c = stage_counts(out, "sensitive_words")
+    assert c["dropped"]["sensitive_words:sensitive_words"] > 0.5 * c["in"] == 50
+    # the default lexicon on the same pages is far below the guard
+    out = run_ok(tmp_path, [tmp_path / "a.jsonl"], stages=[{"use": "sensitive_words"}], out="out3", name="cfg3.yaml",
+                 limits={"rule_guard_min_docs": 50})
+    assert stage_counts(out, "sensitive_words")["kept"] > 90
+
+
 def test_31_backtracking_regex_runs_in_linear_time_or_is_refused(tmp_path, capsys):
     """Rules are RE2 (pyarrow): `(a+)+$` on 200k 'a's followed by 'b' is linear (a backtracking engine never
     returns; pytest-timeout would fail this test); backreferences, which need backtracking, are refused."""
