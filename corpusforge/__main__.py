@@ -1,3 +1,3 @@
-from corpusforge.cli import main
+from corpusforge.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

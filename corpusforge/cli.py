@@ -184,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def console() -> int:
+    """The `corpusforge` command (and `python -m corpusforge`): a process of its own, so commands that never
+    touch Spark, Beam or pandas run lean (corpusforge.procs.lean); main() is for callers' processes."""
+    if sys.argv[1:2] and sys.argv[1] in ("sample", "tokenizer", "shards", "audit"):
+        from corpusforge import procs
+
+        procs.lean(system_arrow_pool=sys.argv[1] == "sample")
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
-from corpusforge.io.writers import TMP_MARK, write_json
+from corpusforge.io.writers import TMP_MARK, write_error, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
 from corpusforge.schema import DOC_SCHEMA, INGEST
@@ -142,7 +143,10 @@ def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
                 raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
                                        "rerun without --resume into a new output (or --overwrite)")
     for d in (*OUTPUT_DIRS, "_parts"):
-        os.makedirs(os.path.join(out, d), exist_ok=True)
+        try:
+            os.makedirs(os.path.join(out, d), exist_ok=True)
+        except OSError as e:  # read-only or foreign output directory
+            raise write_error(os.path.join(out, d), e) from None
     write_json(state_path, key)
     return _clean_uncommitted(out, len(plan.jobs))
 
@@ -162,9 +166,7 @@ def _clean_uncommitted(out: str, nparts: int) -> set[int]:
         except (OSError, ValueError):
             os.unlink(path)  # torn marker: the part reruns
             continue
-        if rec.get("part", nparts) >= nparts or not all(
-            os.path.exists(os.path.join(out, fi["path"])) for fi in rec["files"]
-        ):
+        if rec.get("part", nparts) >= nparts or not files_intact(out, rec):
             os.unlink(path)
             continue
         done.add(rec["part"])
@@ -177,6 +179,20 @@ def _clean_uncommitted(out: str, nparts: int) -> set[int]:
         if name.startswith(TMP_MARK):
             os.unlink(os.path.join(out, name))
     return done
+
+
+def files_intact(out: str, rec: dict) -> bool:
+    """Whether every file a committed marker lists still has the sha256 recorded at commit: resume reruns
+    a part whose output was changed, truncated or deleted since, rather than trusting its name."""
+    for fi in rec.get("files", []):
+        path = os.path.join(out, fi["path"])
+        if not os.path.isfile(path):
+            return False
+        if sha256_file(path) != fi["sha256"]:
+            print(f"corpusforge: {fi['path']} changed since part {rec.get('part')} was committed (sha256); "
+                  "the part reruns", file=sys.stderr)
+            return False
+    return True
 
 
 def load_part_records(out: str) -> list[dict]:

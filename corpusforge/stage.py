@@ -87,7 +87,9 @@ class GlobalStage(Stage):
     run(engine, docs) receives the engine's primitives (corpusforge/engines/primitives.py: map batches,
     key + combine, join on id, connected components, IO) and a handle to the persisted documents that
     reached the stage (with their part in `_cf_part`); it returns a dataset handle of decisions, one row
-    per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id).
+    per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id), or a
+    (decisions, fixes) pair whose fixes rows (primitives.FIX_SCHEMA: _cf_part, fix, n) become the stage's
+    per-part FIX counters in the ledger.
     The engine applies them part by part (see corpusforge/engines/local.py), so memory stays bounded.
     """
 

@@ -20,6 +20,7 @@ import queue
 import shutil
 import threading
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -29,13 +30,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from corpusforge import faults, ledger
+from corpusforge import faults, ledger, procs
 from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimitives
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import TMP_MARK, ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
-from corpusforge.runner import Job, Phase, Plan, file_entry, finish, part_name, phases, prepare_output
+from corpusforge.runner import Job, Phase, Plan, file_entry, files_intact, finish, part_name, phases, prepare_output
 from corpusforge.schema import INGEST, QUARANTINE_SCHEMA, REJECT_SCHEMA
 from corpusforge.stage import GlobalStage
 
@@ -51,6 +52,11 @@ def _init_worker(plan: Plan, progress) -> None:
     _worker.update(plan=plan, progress=progress, phases=phases(plan))
 
 
+def _init_pool_worker(plan: Plan, progress) -> None:
+    procs.lean()  # the pool's processes are corpusforge's alone
+    _init_worker(plan, progress)
+
+
 def _staged(out: str, k: int) -> str:
     return os.path.join(out, GLOBAL_DIR, f"s{k}")
 
@@ -59,11 +65,14 @@ def _decided(out: str, k: int) -> str:
     return os.path.join(out, GLOBAL_DIR, f"g{k}")
 
 
-def _load_decisions(out: str, k: int, part: int) -> dict:
+def _load_decisions(out: str, k: int, part: int) -> tuple[dict, dict]:
+    """(id → (reason, duplicate_of, cluster_id), fix → n) of one part."""
     with open(os.path.join(_decided(out, k), "done.json"), encoding="utf-8") as f:
-        files = json.load(f)["parts"].get(str(part), [])
+        done = json.load(f)
+    files = done["parts"].get(str(part), [])
     t = pa.concat_tables([pq.read_table(os.path.join(out, p)) for p in files]) if files else DECISION_SCHEMA.empty_table()
-    return {i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))}
+    return ({i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))},
+            done.get("fixes", {}).get(str(part), {}))
 
 
 def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict, counts: dict, used: list):
@@ -131,7 +140,9 @@ def _run_part(task: tuple[int, Job]) -> dict:
             for p in prev["files"]:
                 if p["kind"] == "rejects":
                     sinks["rejects"].write(pq.read_table(os.path.join(out, p["path"])))
-            decisions = _load_decisions(out, k, job.part.index)
+            decisions, fixes = _load_decisions(out, k, job.part.index)
+            if fixes:
+                counts.setdefault(ph.global_stage.name, ledger.new_counts())["fixes"] = Counter(fixes)
             src = pq.ParquetFile(os.path.join(_staged(out, k - 1), f"{name}.parquet"))
             batches = (b.drop_columns([PART_COL]) for b in src.iter_batches(batch_size=plan.config.limits.batch_rows))
             reader = None
@@ -224,7 +235,7 @@ def _clean_staged(out: str, k: int, nparts: int) -> set[int]:
         except (OSError, ValueError):
             os.unlink(path)
             continue
-        if rec.get("part", nparts) >= nparts or not all(os.path.exists(os.path.join(out, fi["path"])) for fi in rec["files"]):
+        if rec.get("part", nparts) >= nparts or not files_intact(out, rec):
             os.unlink(path)
             continue
         done.add(rec["part"])
@@ -252,6 +263,11 @@ def _run_global(plan: Plan, k: int, workers: int, backend=None) -> None:
     sdir = _staged(plan.out, k - 1)
     docs = engine.dataset([os.path.join(sdir, f"{part_name(j.part.index)}.parquet") for j in plan.jobs])
     decisions = ph.global_stage.run(engine, docs)
+    decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
+    fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)
+    for b in (engine.read(fixes) if fixes is not None else ()):
+        for part, fix, n in zip(*(b.column(c).to_pylist() for c in (PART_COL, "fix", "n"))):
+            fix_counts.setdefault(str(part), {})[fix] = fix_counts.get(str(part), {}).get(fix, 0) + n
     if to_local is not None:
         decisions = local.dataset(to_local(decisions), DECISION_SCHEMA)
     by_part = local.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
@@ -271,7 +287,8 @@ def _run_global(plan: Plan, k: int, workers: int, backend=None) -> None:
         total += t.num_rows
     shutil.rmtree(os.path.join(gdir, "work"), ignore_errors=True)
     faults.point("global:before_marker")
-    write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts})
+    write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts,
+                                                 "fixes": dict(sorted(fix_counts.items()))})
 
 
 def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
@@ -349,7 +366,7 @@ def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress, timings: d
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(plan, progress)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(plan, progress)) as pool:
             pending = {pool.submit(_run_part, task) for task in todo}
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

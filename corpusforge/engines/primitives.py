@@ -47,6 +47,8 @@ DECISION_SCHEMA = pa.schema([
     pa.field("duplicate_of", pa.string(), nullable=False),
     pa.field("cluster_id", pa.string(), nullable=False),
 ])
+# What a GlobalStage may return beside its decisions: FIX+COUNT counters per part (RELIABILITY #35).
+FIX_SCHEMA = pa.schema([pa.field(PART_COL, pa.int32()), pa.field("fix", pa.string()), pa.field("n", pa.int64())])
 EDGE_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string())])
 COMPONENT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("component", pa.string())])
 AGG_OPS = ("min", "max", "sum", "count")

@@ -55,8 +55,8 @@ def _cmd_sample(args) -> int:
     from corpusforge.sample.mix import load_mixture
     from corpusforge.sample.sampler import format_table, sample
 
-    if args.workers < 1 or args.memory_mb < 4:
-        raise CorpusforgeError("bad_argument", "--workers must be >= 1 and --memory-mb >= 4")
+    if args.workers < 1:
+        raise CorpusforgeError("bad_argument", "--workers must be >= 1")
     mix = load_mixture(args.mixture)
     if args.shard_tokens:
         mix = mix.model_copy(update={"shard_tokens": args.shard_tokens})
@@ -116,7 +116,8 @@ def add_cli(sub) -> None:
     s.add_argument("--out", required=True, metavar="DIR", help="shard directory to create")
     s.add_argument("--workers", type=int, default=1, help="tokenizer processes (default 1); never changes the output")
     s.add_argument("--memory-mb", type=int, default=1024,
-                   help="memory budget for shuffle buffers and batches (default 1024); larger draws spill to disk")
+                   help="peak RSS budget of each sampler process (default 1024; at least ~180): what the process "
+                   "and the tokenizer do not use goes to shuffle buffers and batches; larger draws spill to disk")
     s.add_argument("--shard-tokens", type=int, help="override the mixture's shard_tokens (tokens per shard, cut at a document end)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing shard directory")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,7 +9,7 @@
    tokens (a document that would overshoot is skipped, later smaller ones may still fit), so the
    draw lands within about one small document of the target. Selection depends only on (seed, id).
 3. Shuffle: each drawn (document, repeat) gets a 64-bit blake2b key; copies are appended to 2^k
-   bucket files by the key's top bits (buckets sized to a quarter of --memory-mb), then each bucket
+   bucket files by the key's top bits (buckets sized to a quarter of the buffer memory), then each bucket
    is sorted in memory and streamed into shards, so the global order is "sorted by key".
 Nothing depends on worker count, batch sizes or process: --workers 1 and 2 write the same bytes."""
 
@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from corpusforge import procs
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io.writers import ParquetSink, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
@@ -56,6 +57,11 @@ def _key(seed: int, *parts: str | int) -> int:
 
 
 # ------------------------------------------------------------------ 1. tokenize
+
+
+def _init_pool(params: TokenizeParams) -> None:
+    procs.lean(system_arrow_pool=True)  # a pool process is the sampler's alone
+    _init(params)
 
 
 def _init(params: TokenizeParams) -> None:
@@ -132,7 +138,7 @@ def _tokenize_all(jobs, params: TokenizeParams, workers: int, progress: bool) ->
                 bar.set_postfix(tokens=sum(r["tokens"] for r in out))
         else:
             # spawn: the parent may already hold a tokenizer (and its thread pool), which fork would corrupt.
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init,
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool,
                                      initargs=(params,)) as pool:
                 for r in pool.map(_tokenize_task, jobs):
                     out.append(r)
@@ -254,15 +260,36 @@ def prepare_dir(out: str, overwrite: bool) -> None:
     os.makedirs(out, exist_ok=True)
 
 
+# What a sampler process needs beyond its starting RSS and its sized buffers: the tokenizer's and Arrow's
+# working memory and one reader batch (bench/bench_sample_memory.py measures the total against the budget).
+RESERVE_MB = 64
+MIN_BUFFER_MB = 16
+
+
+def buffer_bytes(memory_mb: float, rss: int, where: str) -> int:
+    """The shuffle/batch buffer size that keeps a process of current size `rss` within memory_mb."""
+    buf = int(memory_mb * (1 << 20)) - rss - (RESERVE_MB << 20)
+    if buf < MIN_BUFFER_MB << 20:
+        need = math.ceil(rss / (1 << 20)) + RESERVE_MB + MIN_BUFFER_MB
+        raise CorpusforgeError("memory_budget", f"{where}: --memory-mb {memory_mb:g} is below what sampling needs: this "
+                               f"process already uses {rss >> 20} MB, tokenizing ~{RESERVE_MB} MB more, and the "
+                               f"buffers at least {MIN_BUFFER_MB} MB; use --memory-mb {need} or more")
+    return buf
+
+
 def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, progress: bool = True,
-           overwrite: bool = False, where: str = "mixture") -> dict:
+           overwrite: bool = False, where: str = "mixture", buffer_mb: float | None = None) -> dict:
+    """memory_mb bounds each sampler process's whole RSS; buffers get what is left of it after the process's
+    current size and RESERVE_MB. buffer_mb sets the buffers directly instead (no check; tests use it to force
+    many small buckets)."""
     from corpusforge.sample.tokenizer import eod_id, load
 
     tok_path = mix.resolve(mix.tokenizer)
     tok = load(tok_path)
     vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
     del tok
-    budget_bytes = int(memory_mb * (1 << 20))
+    budget_bytes = (int(buffer_mb * (1 << 20)) if buffer_mb is not None
+                    else buffer_bytes(memory_mb, procs.rss_bytes(), where))
     names = list(mix.sources)
     # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
     batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalized_text, optimal_bands
-from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, PART_COL
+from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, FIX_SCHEMA, PART_COL
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import GlobalStage, Params, register
 
@@ -61,15 +61,27 @@ def exact_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
         schema=DECISION_SCHEMA)
 
 
+SKIPPED_BAND = -1  # band of the one row per document without shingles; its bhash is the document's part
+
+
 def minhash_bands(batch: pa.RecordBatch, num_perm: int, seed: int, ngram: int, strip_punct: bool, bands: int,
                   rows: int) -> pa.RecordBatch:
     hasher = _hasher(num_perm, seed, ngram, strip_punct)
     sig, has = hasher.signatures(batch.column("text"))
-    idx = np.flatnonzero(has)  # documents without any shingle (empty after normalization) are never near-dups
+    idx = np.flatnonzero(has)  # documents without any shingle (empty after normalization) are never near-dups,
+    skip = np.flatnonzero(~has)  # but they are counted (RELIABILITY #35): one (SKIPPED_BAND, part) row each
     bh = band_hashes(sig[idx], bands, rows)
-    ids = batch.column("id").take(pa.array(np.repeat(idx, bands)))
-    return pa.RecordBatch.from_arrays([ids, pa.array(np.tile(np.arange(bands, dtype=np.int32), len(idx))),
-                                       pa.array(bh.reshape(-1))], schema=BAND_SCHEMA)
+    ids = batch.column("id").take(pa.array(np.concatenate([np.repeat(idx, bands), skip])))
+    band = np.concatenate([np.tile(np.arange(bands, dtype=np.int32), len(idx)), np.full(len(skip), SKIPPED_BAND, np.int32)])
+    parts = batch.column(PART_COL).to_numpy(zero_copy_only=False)[skip].astype(np.int64)
+    return pa.RecordBatch.from_arrays([ids, pa.array(band), pa.array(np.concatenate([bh.reshape(-1), parts]))],
+                                      schema=BAND_SCHEMA)
+
+
+def skipped_counts(batch: pa.RecordBatch) -> pa.RecordBatch:
+    b = batch.filter(pc.equal(batch.column("band"), SKIPPED_BAND))
+    return pa.RecordBatch.from_arrays([b.column("bhash").cast(pa.int32()), pa.array(["dedup_skipped_too_short"] * b.num_rows,
+                                                                                  pa.string()), b.column("n")], schema=FIX_SCHEMA)
 
 
 @functools.lru_cache(maxsize=4)
@@ -78,7 +90,8 @@ def _hasher(num_perm, seed, ngram, strip_punct) -> MinHasher:
 
 
 def multi_buckets(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.filter(pc.greater(batch.column("n"), 1)).select(["band", "bhash", "min_id"])
+    keep = pc.and_(pc.greater(batch.column("n"), 1), pc.not_equal(batch.column("band"), SKIPPED_BAND))
+    return batch.filter(keep).select(["band", "bhash", "min_id"])
 
 
 def star_edges(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -223,8 +236,9 @@ class DedupMinhash(GlobalStage):
                                bands=b, rows=r)
         bands = engine.map_batches(docs, fn, BAND_SCHEMA, "minhash-bands")
         # bucket minimum per (band, hash): combine-min, never a materialized bucket
-        buckets = engine.combine(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")], "minhash-buckets")
-        buckets = engine.map_batches(buckets, multi_buckets, pa.schema([pa.field("band", pa.int32()), pa.field("bhash", pa.int64()),
+        buckets_all = engine.combine(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")],
+                                     "minhash-buckets")
+        buckets = engine.map_batches(buckets_all, multi_buckets, pa.schema([pa.field("band", pa.int32()), pa.field("bhash", pa.int64()),
                                                                         pa.field("min_id", pa.string())]), "minhash-multi")
         edges = engine.map_batches(engine.join(bands, buckets, ["band", "bhash"], "minhash-members"), star_edges, EDGE_SCHEMA,
                                    "minhash-star")
@@ -252,7 +266,7 @@ class DedupMinhash(GlobalStage):
         decisions = engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
         if p.max_source_removal is not None:
             self._source_guard(engine, docs, decisions)
-        return decisions
+        return decisions, engine.map_batches(buckets_all, skipped_counts, FIX_SCHEMA, "skipped-too-short")
 
     def _source_guard(self, engine: Any, docs: Any, decisions: Any) -> None:
         src = engine.map_batches(docs, id_source, ID_SOURCE_SCHEMA, "id-source")

@@ -182,6 +182,64 @@ def test_47_disk_full_mid_write_fails_cleanly_then_resumes(ref, monkeypatch, cap
     assert_clean_and_identical(out, reference)
 
 
+def _without_dac_override():
+    """Permissions do not bind root (CI runs as root): drop CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and
+    CAP_FOWNER from the bounding set before exec, so the child is held to the mode bits like any user."""
+    if os.geteuid() == 0:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2, 3):
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_47_read_only_output_directory_fails_cleanly_then_runs(tmp_path, shared_data):
+    """An output directory the user cannot write: exit 2, one line naming the directory and the reason,
+    nothing written; once it is writable the same command completes and balances."""
+    web = (shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "in.jsonl").write_text("\n".join(web[:30]) + "\n", encoding="utf-8")
+    cfg = write_config(tmp_path, [tmp_path / "in.jsonl"], stages=[{"use": "normalize"}, {"use": "dedup_exact"}])
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+
+    def go():
+        return subprocess.run([sys.executable, "-m", "corpusforge", "run", str(cfg), "--no-progress"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=300, preexec_fn=_without_dac_override)
+
+    r = go()
+    err = r.stderr.strip()
+    assert r.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "write_failed" in err and str(out) in err and "Permission denied" in err
+    assert not os.listdir(out)
+    out.chmod(0o755)
+    r = go()
+    assert r.returncode == 0, r.stderr
+    assert_audit_ok(out)
+
+
+def test_45_committed_file_changed_after_commit_makes_its_part_rerun(ref):
+    """Resume checks each committed file's sha256 against its marker, not just its name: a kept file
+    replaced after a complete run (here by another valid part) and a staged part changed before the global
+    stage ran are both redone, and the result is byte-identical."""
+    cfg, reference, _ = ref
+    out = cfg.parent / "out"
+    assert cli(cfg, "--overwrite").returncode == 0
+    shutil.copy(out / "kept" / "part-00000.parquet", out / "kept" / "part-00001.parquet")
+    r = cli(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "kept/part-00001.parquet changed since part 1 was committed" in r.stderr
+    assert_clean_and_identical(out, reference)
+    r = cli(cfg, "--overwrite", env={"CORPUSFORGE_FAULT": "global:before_marker:1"})
+    assert r.returncode == -signal.SIGKILL
+    staged = out / "_global" / "s0"
+    shutil.copy(staged / "part-00000.parquet", staged / "part-00002.parquet")
+    r = cli(cfg, "--resume")
+    assert r.returncode == 0 and "part-00002.parquet changed since part 2" in r.stderr, r.stderr
+    assert_clean_and_identical(out, reference)
+
+
 def test_48_resume_with_changed_rule_file_input_set_or_version_is_refused(tmp_path, shared_data, capsys, monkeypatch):
     import corpusforge
 

@@ -227,13 +227,19 @@ def test_34_non_finite_scores_are_quarantined_not_kept_or_dropped(tmp_path, web)
 
 def test_35_short_and_shingle_less_docs_in_minhash(tmp_path, shared_data):
     """A text shorter than the n-gram is one shingle (so identical short texts are still found); a text
-    with no shingles (only punctuation) is never a near-duplicate and stays, counted as kept."""
+    with no shingles (only punctuation) is never a near-duplicate and stays, counted as kept and as
+    `dedup_skipped_too_short` in the ledger of its own part."""
     prose = [json.loads(x)["text"] for x in (shared_data / "prose" / "luxun_fiction_essays.jsonl").read_text(encoding="utf-8").splitlines()]
     docs = [{"text": t} for t in ["呐喊", "呐喊！", "！！！", "……", prose[0][:3000], prose[1][:3000]]]
-    (tmp_path / "a.jsonl").write_bytes(jl(docs))
-    out = run_ok(tmp_path, [tmp_path / "a.jsonl"], stages=[{"use": "normalize"}, {"use": "dedup_minhash", "with": {"ngram": 5}}])
+    (tmp_path / "a.jsonl").write_bytes(jl(docs[:3]))  # 呐喊, 呐喊！, ！！！ (one shingle-less doc)
+    (tmp_path / "b.jsonl").write_bytes(jl(docs[3:]))  # ……, and two long texts
+    out = run_ok(tmp_path, [tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
+                 stages=[{"use": "normalize"}, {"use": "dedup_minhash", "with": {"ngram": 5}}])
     c = stage_counts(out, "dedup_minhash")
     assert c["dropped"] == {"dedup_minhash:near_duplicate": 1}  # 呐喊 / 呐喊！ (punctuation stripped)
+    assert c["fixes"] == {"dedup_skipped_too_short": 2}
+    parts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "_parts").glob("*.json"))]
+    assert [p["counts"]["dedup_minhash"]["fixes"] for p in parts] == [{"dedup_skipped_too_short": 1}] * 2
     kept = table(out, "kept").column("text").to_pylist()
     assert len(kept) == 5 and set(kept) >= {d["text"] for d in docs[2:]} and len({"呐喊", "呐喊！"} & set(kept)) == 1
 

@@ -178,10 +178,20 @@ def test_workers_and_memory_budget_do_not_change_bytes(weighted, tmp_path):
     mix, a = weighted
     assert _sample(mix, tmp_path / "w2", "--workers", "2") == 0
     # 0.25 MB: the shuffle spills into 2^k bucket files instead of one in-memory sort.
-    sample(load_mixture(str(mix)), str(tmp_path / "tiny"), memory_mb=0.25, progress=False)
+    sample(load_mixture(str(mix)), str(tmp_path / "tiny"), buffer_mb=0.25, progress=False)
     ref = tree_digest(a)
     assert tree_digest(tmp_path / "w2") == ref
     assert tree_digest(tmp_path / "tiny") == ref
+
+
+def test_memory_budget_below_the_process_footprint_is_a_one_line_error(weighted, tmp_path, capsys):
+    mix, _ = weighted
+    assert _sample(mix, tmp_path / "small", "--memory-mb", "40") == 2
+    err = capsys.readouterr().err.strip()
+    assert "memory_budget" in err and "--memory-mb 40 is below" in err and len(err.splitlines()) == 1
+    m = re.search(r"use --memory-mb (\d+) or more", err)
+    assert m and 100 < int(m.group(1)) < 1024
+    assert not (tmp_path / "small").exists()
 
 
 def test_same_seed_identical_other_seed_different(weighted, tok, corpora, tmp_path):
