@@ -7,8 +7,9 @@ hv = fmix32(h); value_k = (a_k * hv + b_k) mod 2^32 with (a, b) drawn exactly as
 and, with hash="sha1", equals datasketch's default hashfunc (sha1_hash32) too.
 
 The default shingle hash ("poly64") is a polynomial over the shingle's code points mod 2^64 followed by
-the MurmurHash3 64-bit finalizer; it is computed for every shingle of a batch at once in numpy (no
-Python loop per shingle). `shingle_hash32` is the same function for one shingle, for datasketch.
+the MurmurHash3 64-bit finalizer; it is computed for every shingle of a batch at once, by a numba
+kernel fused per shingle, or in numpy array steps when numba is missing (no Python loop per shingle
+either way; both are tested equal). `shingle_hash32` is the same function for one shingle, for datasketch.
 """
 
 from __future__ import annotations
@@ -84,20 +85,69 @@ def normalize_codepoints(texts, strip_punct: bool = True) -> tuple[np.ndarray, n
         arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.string())
     arr = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(arr, ""), "NFKC")).cast(pa.large_string())
     n = len(arr)
-    lens = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
     boffs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1] if n else np.zeros(1, np.int64)
     data = arr.buffers()[2]
+    drop = _drop_table() if strip_punct else _space_table()
+    decode = _numba_decoder()
+    if decode is not None:  # UTF-8 → kept code points in one compiled pass over Arrow's buffer (no copies)
+        u8 = np.frombuffer(data, np.uint8) if data is not None and n else np.zeros(0, np.uint8)
+        cp = np.empty(int(boffs[-1] - boffs[0]), np.uint32)
+        offs = np.zeros(n + 1, np.int64)
+        return cp[:decode(u8, boffs, drop, cp, offs)], offs
+    lens = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
     raw = data.to_pybytes()[boffs[0]:boffs[-1]] if data is not None and n else b""
     cp = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), np.uint32)
-    doc = np.repeat(np.arange(n), lens)
-    if strip_punct:
-        keep = ~_drop_table()[cp]
-    else:
-        keep = ~np.isin(cp, np.array([9, 10, 11, 12, 13, 32, 0x3000, 0xA0], np.uint32))
-    cp, doc = cp[keep], doc[keep]
+    keep = ~drop[cp]
+    # new offsets = kept code points before each old offset (no per-code-point doc index needed)
+    kept_before = np.zeros(len(cp) + 1, np.int64)
+    np.cumsum(keep, out=kept_before[1:])
     offs = np.zeros(n + 1, np.int64)
-    offs[1:] = np.cumsum(np.bincount(doc, minlength=n))
-    return cp, offs
+    offs[1:] = kept_before[np.cumsum(lens)]
+    return cp[keep], offs
+
+
+@functools.lru_cache(maxsize=1)
+def _space_table() -> np.ndarray:
+    """strip_punct=False: only whitespace is removed."""
+    drop = np.zeros(0x110000, bool)
+    drop[[9, 10, 11, 12, 13, 32, 0x3000, 0xA0]] = True
+    return drop
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_decoder():
+    """decode(u8, boffs, drop, cp_out, offs_out) -> count: UTF-8 of the strings [boffs[i], boffs[i+1]) to
+    code points, dropping those marked in `drop`; None without numba (the numpy path does the same)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def decode(u8, boffs, drop, cp, offs):
+        k = 0
+        for d in range(boffs.shape[0] - 1):
+            i, end = boffs[d], boffs[d + 1]
+            while i < end:
+                c = np.uint32(u8[i])
+                if c < 0x80:
+                    i += 1
+                elif c < 0xE0:
+                    c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
+                    i += 2
+                elif c < 0xF0:
+                    c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
+                    i += 3
+                else:
+                    c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
+                    i += 4
+                if not drop[c]:
+                    cp[k] = c
+                    k += 1
+            offs[d + 1] = k
+        return k
+
+    return decode
 
 
 def normalized_text(text: str, strip_punct: bool = True) -> str:
@@ -129,9 +179,12 @@ def shingle_hashes(cp: np.ndarray, offs: np.ndarray, n: int) -> tuple[np.ndarray
             for j in range(1, n):
                 h *= _POLY
                 h += c[j:m + j]
-            end = np.repeat(offs[1:], lens)[:m]  # end offset of the doc each window starts in
-            valid = np.arange(m) + n <= end
-            hs, doc = h[valid], np.repeat(np.arange(ndocs), lens)[:m][valid]
+            # a window is valid unless it starts in the last n-1 positions of its document
+            valid = np.ones(m, bool)
+            tails = (offs[1:, None] - np.arange(1, n)[None, :]).reshape(-1)
+            tails = tails[(tails >= np.repeat(offs[:-1], n - 1)) & (tails < m)]
+            valid[tails] = False
+            hs, doc = h[valid], np.repeat(np.arange(ndocs), np.maximum(lens - n + 1, 0))
         else:
             hs, doc = np.zeros(0, np.uint64), np.zeros(0, np.int64)
         short = np.flatnonzero((lens > 0) & (lens < n))
@@ -172,8 +225,20 @@ class MinHasher:
         h, doc = shingle_hashes(cp, offs, self.ngram)
         return (h & _U32).astype(np.uint32), doc
 
-    def signatures(self, texts) -> tuple[np.ndarray, np.ndarray]:
-        """(uint32 [len(texts), num_perm] signatures, bool [len(texts)] has-shingles)."""
+    def signatures(self, texts, kernel: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """(uint32 [len(texts), num_perm] signatures, bool [len(texts)] has-shingles).
+
+        kernel: "numba" (one compiled pass from code points to signatures), "numpy" (whole-batch array
+        steps), or "auto" (numba when it imports). Both give identical signatures (tested)."""
+        if self.hash == "poly64" and kernel != "numpy":
+            jit = _numba_kernel()
+            if jit is not None:
+                cp, offs = normalize_codepoints(texts, self.strip_punct)
+                sig = np.full((len(offs) - 1, self.num_perm), EMPTY, np.uint32)
+                jit(cp, offs, self.ngram, self.a, self.b, sig)
+                return sig, np.diff(offs) > 0
+            if kernel == "numba":
+                raise RuntimeError("numba is not installed")
         h, doc = self.hashes(texts)
         return self.signatures_from_hashes(h, doc, len(texts))
 
@@ -199,6 +264,51 @@ class MinHasher:
         has = np.zeros(ndocs, bool)
         has[np.unique(doc)] = True
         return sig, has
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_kernel():
+    """The poly64 → fmix64 → fmix32 → affine32 → min pipeline of shingle_hashes + signatures_from_hashes,
+    fused per shingle so no batch-sized temporaries are made (numba; None when it is not installed)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    poly, m1, m2 = _POLY, np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+    s33, s16, s13 = np.uint64(33), np.uint32(16), np.uint32(13)
+    c1, c2, low = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35), np.uint64(0xFFFFFFFF)
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(cp, offs, n, a, b, sig):
+        nperm = a.shape[0]
+        a64 = a.astype(np.uint64)
+        b64 = b.astype(np.uint64)
+        for d in range(offs.shape[0] - 1):
+            start, length = offs[d], offs[d + 1] - offs[d]
+            if length == 0:
+                continue
+            width = n if length >= n else length  # a text shorter than n is one shingle
+            for w in range(length - width + 1):
+                h = np.uint64(0)
+                for j in range(width):
+                    h = h * poly + np.uint64(cp[start + w + j])
+                h ^= h >> s33
+                h *= m1
+                h ^= h >> s33
+                h *= m2
+                h ^= h >> s33
+                x = np.uint32(h & low)
+                x ^= x >> s16
+                x = np.uint32(np.uint64(x) * np.uint64(c1) & low)
+                x ^= x >> s13
+                x = np.uint32(np.uint64(x) * np.uint64(c2) & low)
+                x ^= x >> s16
+                x64 = np.uint64(x)
+                row = sig[d]
+                for k in range(nperm):  # branch-free so it vectorizes
+                    row[k] = min(row[k], np.uint32((a64[k] * x64 + b64[k]) & low))
+
+    return kernel
 
 
 # ------------------------------------------------------------------------------------------- LSH

@@ -161,7 +161,7 @@ class BeamPrimitives(LocalPrimitives):
         if not ds.paths:
             return p | f"{label}-none" >> beam.Create([])
         return (p | f"{label}-files" >> beam.Create(list(ds.paths))
-                | f"{label}-read" >> parquetio.ReadAllFromParquetBatched(label=f"{label}-readall"))
+                | f"{label}-read" >> parquetio.ReadAllFromParquetBatched(columns=ds.schema.names, label=f"{label}-readall"))
 
     def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
         beam = _beam()

@@ -7,7 +7,8 @@
   `setup()` runs once per Python worker (cached per plan; `spark.python.worker.reuse` is Spark's default).
 * Global stages (dedup): `SparkPrimitives` implement the engine primitives with DataFrames —
   `mapInArrow` with the declared schema, `groupBy().agg()`, joins, connected components. Every step is
-  materialized as Parquet under the run's work folder (bounded memory, no lineage recomputation).
+  materialized as Parquet under the run's work folder (bounded memory, no lineage recomputation). Map
+  steps over the staged documents run one task per file that reads the file in Python.
 * Counts come from the committed part markers and files, never from accumulators.
 
 The output folder must be visible to the driver and every executor at the same path (local disk for
@@ -98,7 +99,12 @@ class SparkPrimitives(Primitives):
 
     def __init__(self, spark, workdir: str):
         self.spark, self.workdir, self._seq = spark, workdir, 0
+        self._files: dict[int, tuple] = {}  # id(df) → (df, paths, columns) for DataFrames that are plain Parquet files
         os.makedirs(workdir, exist_ok=True)
+
+    def _of_files(self, df, paths, columns):
+        self._files[id(df)] = (df, list(paths), list(columns))  # holds df: its id is never reused meanwhile
+        return df
 
     def _materialize(self, df, name: str):
         self._seq += 1
@@ -107,7 +113,8 @@ class SparkPrimitives(Primitives):
         return self.spark.read.parquet(path)
 
     def dataset(self, paths, schema: pa.Schema | None = None):
-        return self.spark.read.parquet(*paths)
+        df = self.spark.read.parquet(*paths)
+        return self._of_files(df, paths, df.columns)
 
     def from_table(self, table: pa.Table, name: str):
         self._seq += 1
@@ -123,7 +130,17 @@ class SparkPrimitives(Primitives):
     def count(self, ds) -> int:
         return ds.count()
 
+    def select(self, ds, columns: list[str]):
+        src = self._files.get(id(ds))
+        out = ds.select(*columns)
+        return self._of_files(out, src[1], columns) if src and src[0] is ds else out
+
     def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
+        src = self._files.get(id(ds))
+        if src and src[0] is ds:  # one task per file, read in Python
+            _, paths, columns = src
+            files = self.spark.range(0, len(paths), 1, len(paths))
+            return self._materialize(files.mapInArrow(_FileMap(paths, columns, fn, schema), _spark_schema(schema)), name)
         return self._materialize(ds.mapInArrow(_MapFn(fn, schema), _spark_schema(schema)), name)
 
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
@@ -165,6 +182,22 @@ class SparkPrimitives(Primitives):
             pq.write_table(pq.read_table(os.path.join(path + "-spark", f)).select(schema.names).cast(schema), dst)
             out.append(dst)
         return out
+
+
+class _FileMap:
+    """mapInArrow body over file numbers: the Python worker reads its Parquet file itself, so documents
+    never pass through JVM rows and Arrow conversion on the way in (their text is most of the bytes)."""
+
+    def __init__(self, paths: list[str], columns: list[str], fn: Callable, schema: pa.Schema, batch_rows: int = 8192):
+        self.paths, self.columns, self.batch_rows = paths, columns, batch_rows
+        self.map = _MapFn(fn, schema)
+
+    def __call__(self, batches):
+        import pyarrow.parquet as pq
+
+        for b in batches:
+            for i in b.column("id").to_pylist():
+                yield from self.map(pq.ParquetFile(self.paths[i]).iter_batches(batch_size=self.batch_rows, columns=self.columns))
 
 
 class _PartTasks:

@@ -25,8 +25,6 @@ from corpusforge.stage import GlobalStage, Params, register
 
 KEY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32()), pa.field("key", pa.string())])
 BAND_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("band", pa.int32()), pa.field("bhash", pa.int64())])
-IDPART_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32())])
-ID_SOURCE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("source", pa.string())])
 
 
 def _texts(batch) -> list[str]:
@@ -42,14 +40,6 @@ def exact_keys(batch: pa.RecordBatch, strip_punct: bool) -> pa.RecordBatch:
             for t in _texts(batch)]
     return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32()), pa.array(keys, pa.string())],
                                       schema=KEY_SCHEMA)
-
-
-def id_part(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32())], schema=IDPART_SCHEMA)
-
-
-def id_source(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("source")], schema=ID_SOURCE_SCHEMA)
 
 
 def exact_decisions(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -99,12 +89,7 @@ def star_edges(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([b.column("id"), b.column("min_id")], schema=EDGE_SCHEMA)
 
 
-TEXT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("text", pa.string())])
 PAIR_HALF_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("src_text", pa.string()), pa.field("id", pa.string())])
-
-
-def id_text(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([batch.column("id"), batch.column("text")], schema=TEXT_SCHEMA)
 
 
 def src_as_id(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -176,7 +161,7 @@ class DedupExact(GlobalStage):
         strip_punct: bool = True  # ignore punctuation as well as whitespace when comparing texts
 
     def run(self, engine: Any, docs: Any) -> Any:
-        keys = engine.map_batches(docs, functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA,
+        keys = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]), functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA,
                                   "exact-keys")
         groups = engine.combine(keys, ["key"], [("id", "min", "min_id"), ("id", "count", "n")], "exact-groups")
         groups = engine.map_batches(groups, _multi_key, pa.schema([pa.field("key", pa.string()), pa.field("min_id", pa.string())]),
@@ -203,7 +188,7 @@ class DedupMinhash(GlobalStage):
         bands: int | None = Field(None, ge=1)  # default: optimal for threshold (with rows)
         rows: int | None = Field(None, ge=1)
         verify: bool = True  # exact Jaccard of candidate pairs before they are merged
-        # weights of the band/row optimisation; default (0.5, 0.5) without verification, and (0.1, 0.9) with it:
+        # weights of the band/row optimisation; default (0.5, 0.5) without verification, and (0.01, 0.99) with it:
         # verification removes false candidates, so missing true pairs is the costlier error
         fn_weight: float | None = Field(None, gt=0, lt=1)
         strip_punct: bool = True
@@ -226,7 +211,7 @@ class DedupMinhash(GlobalStage):
             if p.bands * p.rows > p.num_perm:
                 raise CorpusforgeError("bad_config", f"dedup_minhash: bands*rows {p.bands * p.rows} > num_perm {p.num_perm}")
             return p.bands, p.rows
-        fn = p.fn_weight if p.fn_weight is not None else (0.9 if p.verify else 0.5)
+        fn = p.fn_weight if p.fn_weight is not None else (0.99 if p.verify else 0.5)
         return optimal_bands(p.threshold, p.num_perm, 1 - fn, fn)
 
     def run(self, engine: Any, docs: Any) -> Any:
@@ -234,7 +219,7 @@ class DedupMinhash(GlobalStage):
         b, r = self.band_rows()
         fn = functools.partial(minhash_bands, num_perm=p.num_perm, seed=p.seed, ngram=p.ngram, strip_punct=p.strip_punct,
                                bands=b, rows=r)
-        bands = engine.map_batches(docs, fn, BAND_SCHEMA, "minhash-bands")
+        bands = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]), fn, BAND_SCHEMA, "minhash-bands")
         # bucket minimum per (band, hash): combine-min, never a materialized bucket
         buckets_all = engine.combine(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")],
                                      "minhash-buckets")
@@ -245,7 +230,7 @@ class DedupMinhash(GlobalStage):
         edges = engine.combine(edges, ["src", "dst"], [("src", "count", "bands")], "minhash-edges")
         edges = engine.map_batches(edges, drop_jaccard, EDGE_SCHEMA, "minhash-distinct")
         if p.verify:
-            texts = engine.map_batches(docs, id_text, TEXT_SCHEMA, "texts")  # one projection serves both ends
+            texts = engine.select(docs, ["id", "text"])  # serves both ends
             pairs = engine.join(engine.map_batches(edges, src_as_id, pa.schema([("id", pa.string()), ("dst", pa.string())]),
                                                    "edges-by-src"), texts, ["id"], "pairs-src")
             pairs = engine.join(engine.map_batches(pairs, dst_as_id, PAIR_HALF_SCHEMA, "edges-by-dst"), texts, ["id"],
@@ -255,7 +240,7 @@ class DedupMinhash(GlobalStage):
             edges = engine.map_batches(verified, drop_jaccard, EDGE_SCHEMA, "verified")
         comps = engine.connected_components(edges, "components", max_nodes=p.max_components_nodes)
         self._guard(engine, comps)
-        ids = engine.map_batches(docs, id_part, IDPART_SCHEMA, "id-part")
+        ids = engine.select(docs, ["id", PART_COL])
         members = engine.join(comps, ids, ["id"], "components-part")
         if p.keep == "max_score":
             ranks = engine.join(comps, engine.map_batches(docs, functools.partial(rank_keys, column=p.score), RANK_SCHEMA,
@@ -269,7 +254,7 @@ class DedupMinhash(GlobalStage):
         return decisions, engine.map_batches(buckets_all, skipped_counts, FIX_SCHEMA, "skipped-too-short")
 
     def _source_guard(self, engine: Any, docs: Any, decisions: Any) -> None:
-        src = engine.map_batches(docs, id_source, ID_SOURCE_SCHEMA, "id-source")
+        src = engine.select(docs, ["id", "source"])
         total = {r["source"]: r["n"] for b in engine.read(engine.combine(src, ["source"], [("id", "count", "n")], "source-docs"))
                  for r in b.to_pylist()}
         gone = engine.combine(engine.join(decisions, src, ["id"], "removed-source"), ["source"],

@@ -38,6 +38,22 @@ def test_signatures_equal_datasketch_for_the_same_hash_function(pool):
     assert not has[-4] and not has[-3] and has[-2]
 
 
+def test_numba_and_numpy_paths_give_identical_code_points_and_signatures(pool, monkeypatch):
+    """The compiled kernels (UTF-8 decode + drop, fused shingle hash + MinHash) against the numpy array path,
+    on real text plus 1-4 byte UTF-8, emoji beyond plane 2, punctuation-only and short texts."""
+    from corpusforge.algorithms import minhash as M
+
+    assert M._numba_kernel() is not None and M._numba_decoder() is not None  # numba is a dependency
+    texts = [d["text"] for d in pool[::5]] + ["", "。，", "短文", "abcdE", "Ünïcödé 𠀋𠀍 🙂🙂🙂 ＡＢＣ", "a\u00a0b\u3000c\td", None]
+    h = MinHasher(num_perm=128, seed=3, ngram=5)
+    fast = [M.normalize_codepoints(texts, sp) for sp in (True, False)], h.signatures(texts, kernel="numba")
+    monkeypatch.setattr(M, "_numba_decoder", lambda: None)
+    slow = [M.normalize_codepoints(texts, sp) for sp in (True, False)], h.signatures(texts, kernel="numpy")
+    for (cf, of), (cs, os_) in zip(fast[0], slow[0]):
+        assert np.array_equal(cf, cs) and np.array_equal(of, os_)
+    assert np.array_equal(fast[1][0], slow[1][0]) and np.array_equal(fast[1][1], slow[1][1])
+
+
 def test_sha1_mode_equals_datasketch_default_minhash(pool):
     texts = [d["text"][:800] for d in pool[:6]]
     sig, _ = MinHasher(num_perm=128, seed=1, ngram=5, hash="sha1").signatures(texts)
