@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalized_text, optimal_bands
+from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalize_codepoints, optimal_bands
 from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, FIX_SCHEMA, PART_COL
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import GlobalStage, Params, register
@@ -27,17 +27,15 @@ KEY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32
 BAND_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("band", pa.int32()), pa.field("bhash", pa.int64())])
 
 
-def _texts(batch) -> list[str]:
-    return batch.column("text").to_pylist()
-
-
 # ------------------------------------------------------------------------------------- batch fns
 # Module-level functions (bound with functools.partial) so every engine can pickle them.
 
 
 def exact_keys(batch: pa.RecordBatch, strip_punct: bool) -> pa.RecordBatch:
-    keys = [hashlib.blake2b(normalized_text(t, strip_punct).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-            for t in _texts(batch)]
+    # the normalized texts of the whole batch at once, hashed as code points (equal texts ⇔ equal bytes)
+    cp, offs = normalize_codepoints(batch.column("text"), strip_punct)
+    raw = cp.tobytes()
+    keys = [hashlib.blake2b(raw[4 * a:4 * b], digest_size=16).hexdigest() for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32()), pa.array(keys, pa.string())],
                                       schema=KEY_SCHEMA)
 
