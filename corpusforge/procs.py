@@ -46,11 +46,6 @@ def _status(field: str) -> int | None:
         return None
 
 
-def rss_bytes() -> int:
-    """Current resident set size (Linux /proc), else the peak so far."""
-    return _status("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def peak_rss_bytes() -> int:
     """Peak RSS of this process image. Not ru_maxrss, which survives exec: a child forked from a big
     parent reports the parent's size (measured: 358 MB for a 200 MB sampler started from a bench)."""

@@ -260,28 +260,31 @@ def prepare_dir(out: str, overwrite: bool) -> None:
     os.makedirs(out, exist_ok=True)
 
 
-# What a sampler process needs beyond its starting RSS and its sized buffers: the tokenizer's and Arrow's
-# working memory and one reader batch (bench/bench_sample_memory.py measures the total against the budget).
+# A fresh `corpusforge sample` process after loading (interpreter, pyarrow, tokenizer: ~92 MB measured),
+# and what it needs beyond that and its sized buffers: the tokenizer's and Arrow's working memory and one
+# reader batch (bench/bench_sample_memory.py measures the total against the budget). Constants, not the
+# caller's current RSS: called inside a bigger process (a notebook, a test run), the sampler adds the same.
+START_MB = 96
 RESERVE_MB = 64
 MIN_BUFFER_MB = 16
 
 
-def buffer_bytes(memory_mb: float, rss: int, where: str) -> int:
-    """The shuffle/batch buffer size that keeps a process of current size `rss` within memory_mb."""
-    buf = int(memory_mb * (1 << 20)) - rss - (RESERVE_MB << 20)
+def buffer_bytes(memory_mb: float, where: str) -> int:
+    """The shuffle/batch buffer size that keeps a sampler process within memory_mb of peak RSS."""
+    buf = int((memory_mb - START_MB - RESERVE_MB) * (1 << 20))
     if buf < MIN_BUFFER_MB << 20:
-        need = math.ceil(rss / (1 << 20)) + RESERVE_MB + MIN_BUFFER_MB
-        raise CorpusforgeError("memory_budget", f"{where}: --memory-mb {memory_mb:g} is below what sampling needs: this "
-                               f"process already uses {rss >> 20} MB, tokenizing ~{RESERVE_MB} MB more, and the "
-                               f"buffers at least {MIN_BUFFER_MB} MB; use --memory-mb {need} or more")
+        raise CorpusforgeError("memory_budget", f"{where}: --memory-mb {memory_mb:g} is below what sampling needs: "
+                               f"a sampler process starts at ~{START_MB} MB, tokenizing needs ~{RESERVE_MB} MB more and "
+                               f"the buffers at least {MIN_BUFFER_MB} MB; use --memory-mb "
+                               f"{START_MB + RESERVE_MB + MIN_BUFFER_MB} or more")
     return buf
 
 
 def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, progress: bool = True,
            overwrite: bool = False, where: str = "mixture", buffer_mb: float | None = None) -> dict:
-    """memory_mb bounds each sampler process's whole RSS; buffers get what is left of it after the process's
-    current size and RESERVE_MB. buffer_mb sets the buffers directly instead (no check; tests use it to force
-    many small buckets)."""
+    """memory_mb bounds each sampler process's peak RSS (run as the `sample` command); buffers get what is
+    left after START_MB and RESERVE_MB. Inside another process the sampler adds at most memory_mb - START_MB.
+    buffer_mb sets the buffers directly instead (no check; tests use it to force many small buckets)."""
     from corpusforge.sample.tokenizer import eod_id, load
 
     tok_path = mix.resolve(mix.tokenizer)
@@ -289,7 +292,7 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
     vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
     del tok
     budget_bytes = (int(buffer_mb * (1 << 20)) if buffer_mb is not None
-                    else buffer_bytes(memory_mb, procs.rss_bytes(), where))
+                    else buffer_bytes(memory_mb, where))
     names = list(mix.sources)
     # Reader batches scale with the budget so one batch of text + tokens stays a small part of it.
     batch_rows = int(min(1024, max(16, budget_bytes // (64 << 10))))
