@@ -267,7 +267,8 @@ def _run_global(plan: Plan, k: int, workers: int, backend=None) -> None:
     fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)
     for b in (engine.read(fixes) if fixes is not None else ()):
         for part, fix, n in zip(*(b.column(c).to_pylist() for c in (PART_COL, "fix", "n"))):
-            fix_counts.setdefault(str(part), {})[fix] = fix_counts.get(str(part), {}).get(fix, 0) + n
+            of_part = fix_counts.setdefault(str(part), {})
+            of_part[fix] = of_part.get(fix, 0) + n
     if to_local is not None:
         decisions = local.dataset(to_local(decisions), DECISION_SCHEMA)
     by_part = local.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
