@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import resource
 import sys
@@ -26,10 +25,9 @@ def lean(system_arrow_pool: bool = False) -> None:
     allocates with malloc instead of mimalloc, which keeps freed pages (~60 MB less peak in the sampler)."""
     if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
         sys.meta_path.insert(0, _NoPandas())
-    name = ctypes.util.find_library("c")
-    if sys.platform.startswith("linux") and name:
-        try:
-            ctypes.CDLL(name).mallopt(-8, 2)  # M_ARENA_MAX
+    if sys.platform.startswith("linux"):
+        try:  # the process's own symbols include glibc's (find_library would run ldconfig in a subprocess)
+            ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
         except (OSError, AttributeError):
             pass
     if system_arrow_pool:

@@ -116,7 +116,7 @@ def add_cli(sub) -> None:
     s.add_argument("--out", required=True, metavar="DIR", help="shard directory to create")
     s.add_argument("--workers", type=int, default=1, help="tokenizer processes (default 1); never changes the output")
     s.add_argument("--memory-mb", type=int, default=1024,
-                   help="peak RSS budget of each sampler process (default 1024; at least ~180): what the process "
+                   help="peak RSS budget of each sampler process (default 1024; at least 176): what the process "
                    "and the tokenizer do not use goes to shuffle buffers and batches; larger draws spill to disk")
     s.add_argument("--shard-tokens", type=int, help="override the mixture's shard_tokens (tokens per shard, cut at a document end)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing shard directory")

@@ -35,7 +35,8 @@ def exact_keys(batch: pa.RecordBatch, strip_punct: bool) -> pa.RecordBatch:
     # the normalized texts of the whole batch at once, hashed as code points (equal texts ⇔ equal bytes)
     cp, offs = normalize_codepoints(batch.column("text"), strip_punct)
     raw = cp.tobytes()
-    keys = [hashlib.blake2b(raw[4 * a:4 * b], digest_size=16).hexdigest() for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+    keys = [hashlib.blake2b(raw[4 * a:4 * b], digest_size=16).hexdigest()
+            for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     return pa.RecordBatch.from_arrays([batch.column("id"), batch.column(PART_COL).cast(pa.int32()), pa.array(keys, pa.string())],
                                       schema=KEY_SCHEMA)
 
@@ -159,8 +160,8 @@ class DedupExact(GlobalStage):
         strip_punct: bool = True  # ignore punctuation as well as whitespace when comparing texts
 
     def run(self, engine: Any, docs: Any) -> Any:
-        keys = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]), functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA,
-                                  "exact-keys")
+        keys = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]),
+                                  functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA, "exact-keys")
         groups = engine.combine(keys, ["key"], [("id", "min", "min_id"), ("id", "count", "n")], "exact-groups")
         groups = engine.map_batches(groups, _multi_key, pa.schema([pa.field("key", pa.string()), pa.field("min_id", pa.string())]),
                                     "exact-dups")
