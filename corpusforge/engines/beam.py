@@ -25,7 +25,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from corpusforge.engines import local
-from corpusforge.engines.primitives import AGG_OPS, COMPONENT_SCHEMA, LocalPrimitives
+from corpusforge.engines.primitives import COMPONENT_SCHEMA, LocalPrimitives, aggregate_schema, check_aggs
 from corpusforge.errors import CorpusforgeError
 from corpusforge.runner import Plan, part_name, resume_key, stable_hash
 
@@ -131,6 +131,22 @@ class _Joined:
                 yield {**lr, **{k: v for k, v in rr.items() if k not in self.on}}
 
 
+class _Annotated:
+    """GroupByKey result → each member row with its group's aggregates."""
+
+    def __init__(self, aggs: list[tuple[str, str, str]]):
+        self.aggs = aggs
+
+    def __call__(self, item):
+        rows = list(item[1])
+        extra = {}
+        for col, op, out in self.aggs:
+            vals = [r[col] for r in rows if r[col] is not None]
+            extra[out] = len(vals) if op == "count" else ({"min": min, "max": max, "sum": sum}[op](vals) if vals else None)
+        for r in rows:
+            yield {**r, **extra}
+
+
 def _rows_to_table(schema: pa.Schema):
     return lambda rows: pa.Table.from_pylist(list(rows), schema=schema)
 
@@ -169,14 +185,10 @@ class BeamPrimitives(LocalPrimitives):
 
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
         beam = _beam()
-        for _, op, _ in aggs:
-            if op not in AGG_OPS:
-                raise CorpusforgeError("bad_aggregate", f"combine op {op!r} not in {AGG_OPS}")
+        check_aggs(aggs)
         partial = [(c, op) for c, op, _ in aggs]
         final = {"min": min, "max": max, "sum": sum, "count": sum}  # partial counts add up
-        probe = ds.schema.empty_table().group_by(keys).aggregate(partial)
-        schema = pa.schema([ds.schema.field(k) for k in keys]
-                           + [pa.field(o, probe.schema.field(f"{c}_{op}").type) for c, op, o in aggs])
+        schema = aggregate_schema(ds.schema, keys, aggs)
         names = schema.names
 
         def build(p):
@@ -184,6 +196,20 @@ class BeamPrimitives(LocalPrimitives):
                     | "precombine" >> beam.FlatMap(_PreCombine(keys, partial))
                     | "combine" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(*[final[op] for _, op in partial]))
                     | "rows" >> beam.Map(lambda kv: dict(zip(names, (*kv[0], *kv[1]))))
+                    | "batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
+                    | "table" >> beam.Map(_rows_to_table(schema)))
+
+        return self._run(build, name, schema)
+
+    def annotate(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
+        beam = _beam()
+        check_aggs(aggs)
+        agg_schema = aggregate_schema(ds.schema, keys, aggs)
+        schema = pa.schema(list(ds.schema) + [f for f in agg_schema if f.name not in keys])
+
+        def build(p):
+            return (self._source(p, ds, "in") | "key" >> beam.FlatMap(_KeyRows(keys)) | "group" >> beam.GroupByKey()
+                    | "annotated" >> beam.FlatMap(_Annotated(aggs))
                     | "batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
                     | "table" >> beam.Map(_rows_to_table(schema)))
 

@@ -13,7 +13,9 @@ Contract shared by all engines
   per batch, e.g. Spark partial aggregation, Beam combiner lifting). min/max work on strings too
   (byte-wise UTF-8 order, the same on every engine).
 * `join` is an inner equi-join; output = left columns + right non-key columns (a name clash is an
-  error, rename first).
+  error, rename first). `annotate` appends per-key aggregates to every row (keys are never null).
+* Engines may fuse a map step into the step that consumes it (Spark does), so a map step consumed by
+  two steps may be computed twice: stages consume an expensive map's output once.
 * `connected_components(edges)`: edges have string columns `src`, `dst`; output (id, component)
   for every node seen in an edge, component = the minimum id of the component.
 * Key hashing for partitioning uses `hash_column` (never Python's hash()), so partitions are the
@@ -68,6 +70,11 @@ class Primitives(abc.ABC):
     @abc.abstractmethod
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
         """Group ds by keys; aggs = [(column, op, output name)], op in AGG_OPS. Output: keys + outputs."""
+
+    @abc.abstractmethod
+    def annotate(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
+        """Every row of ds with its key group's aggregates appended (as `combine` computes them): what
+        `join(ds, combine(ds, ...))` gives, in one shuffle (Spark: a window; Beam: GroupByKey)."""
 
     @abc.abstractmethod
     def join(self, left, right, on: list[str], name: str):
@@ -210,6 +217,18 @@ def _map_file(args) -> tuple[str, int]:
     return dst, sink.rows
 
 
+def check_aggs(aggs: list[tuple[str, str, str]]) -> None:
+    for _, op, _ in aggs:
+        if op not in AGG_OPS:
+            raise CorpusforgeError("bad_aggregate", f"aggregate op {op!r} not in {AGG_OPS}")
+
+
+def aggregate_schema(schema: pa.Schema, keys: list[str], aggs: list[tuple[str, str, str]]) -> pa.Schema:
+    """keys + aggregate outputs, typed as Arrow's group_by gives them (count: int64)."""
+    probe = schema.empty_table().group_by(keys).aggregate([(c, op) for c, op, _ in aggs])
+    return pa.schema([schema.field(k) for k in keys] + [pa.field(o, probe.schema.field(f"{c}_{op}").type) for c, op, o in aggs])
+
+
 class LocalPrimitives(Primitives):
     """Spills every intermediate to Parquet under `workdir`; memory per step is bounded by one input
     batch (map), or one hash partition of ~`partition_rows` rows (combine, join)."""
@@ -330,9 +349,7 @@ class LocalPrimitives(Primitives):
 
     # -- combine per key
     def combine(self, ds: Dataset, keys: list[str], aggs: list[tuple[str, str, str]], name: str) -> Dataset:
-        for _, op, _ in aggs:
-            if op not in AGG_OPS:
-                raise CorpusforgeError("bad_aggregate", f"combine op {op!r} not in {AGG_OPS}")
+        check_aggs(aggs)
         partial = [(c, op) for c, op, _ in aggs]
         # pre-combine each batch (the map-side combiner) so hot keys never pile up in one partition
         pre_names = [f"{c}_{op}" for c, op in partial]
@@ -361,6 +378,26 @@ class LocalPrimitives(Primitives):
             s.commit()
             out.append((p, g.schema))
         return Dataset(tuple(p for p, _ in out), out[0][1])
+
+    def annotate(self, ds: Dataset, keys: list[str], aggs: list[tuple[str, str, str]], name: str) -> Dataset:
+        check_aggs(aggs)
+        agg_schema = aggregate_schema(ds.schema, keys, aggs)
+        out_schema = pa.schema(list(ds.schema) + [f for f in agg_schema if f.name not in keys])
+        d = self._dir(name)
+        paths = []
+        # a key's rows all land in one hash partition: aggregate it and join back, one partition in memory
+        for k, files in enumerate(self._shuffle(ds, keys, self._nparts(ds), name + "-shuffle")):
+            t = self._read_files(files, ds.schema)
+            if t.num_rows:
+                g = t.group_by(keys, use_threads=False).aggregate([(c, op) for c, op, _ in aggs])
+                g = g.select(keys + [f"{c}_{op}" for c, op, _ in aggs]).rename_columns(agg_schema.names)
+                t = t.join(g, keys=keys, join_type="inner", use_threads=False).select(out_schema.names).cast(out_schema)
+            p = os.path.join(d, f"part-{k:05d}.parquet")
+            s = ParquetSink(p, out_schema)
+            s.write(t if t.num_rows else out_schema.empty_table())
+            s.commit()
+            paths.append(p)
+        return Dataset(tuple(paths), out_schema)
 
     # -- join on key
     def join(self, left: Dataset, right: Dataset, on: list[str], name: str) -> Dataset:

@@ -68,7 +68,8 @@ def minhash_bands(batch: pa.RecordBatch, num_perm: int, seed: int, ngram: int, s
 
 
 def skipped_counts(batch: pa.RecordBatch) -> pa.RecordBatch:
-    b = batch.filter(pc.equal(batch.column("band"), SKIPPED_BAND))
+    """One row per part from the annotated bands: the part's shingle-less documents form one group."""
+    b = batch.filter(pc.and_(pc.equal(batch.column("band"), SKIPPED_BAND), pc.equal(batch.column("id"), batch.column("min_id"))))
     return pa.RecordBatch.from_arrays([b.column("bhash").cast(pa.int32()), pa.array(["dedup_skipped_too_short"] * b.num_rows,
                                                                                   pa.string()), b.column("n")], schema=FIX_SCHEMA)
 
@@ -78,13 +79,9 @@ def _hasher(num_perm, seed, ngram, strip_punct) -> MinHasher:
     return MinHasher(num_perm, seed, ngram, strip_punct=strip_punct)
 
 
-def multi_buckets(batch: pa.RecordBatch) -> pa.RecordBatch:
-    keep = pc.and_(pc.greater(batch.column("n"), 1), pc.not_equal(batch.column("band"), SKIPPED_BAND))
-    return batch.filter(keep).select(["band", "bhash", "min_id"])
-
-
 def star_edges(batch: pa.RecordBatch) -> pa.RecordBatch:
-    b = batch.filter(pc.not_equal(batch.column("id"), batch.column("min_id")))
+    """Each member of a bucket to the bucket's minimum id (members of one-document buckets are their own minimum)."""
+    b = batch.filter(pc.and_(pc.not_equal(batch.column("id"), batch.column("min_id")), pc.not_equal(batch.column("band"), SKIPPED_BAND)))
     return pa.RecordBatch.from_arrays([b.column("id"), b.column("min_id")], schema=EDGE_SCHEMA)
 
 
@@ -162,15 +159,8 @@ class DedupExact(GlobalStage):
     def run(self, engine: Any, docs: Any) -> Any:
         keys = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]),
                                   functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA, "exact-keys")
-        groups = engine.combine(keys, ["key"], [("id", "min", "min_id"), ("id", "count", "n")], "exact-groups")
-        groups = engine.map_batches(groups, _multi_key, pa.schema([pa.field("key", pa.string()), pa.field("min_id", pa.string())]),
-                                    "exact-dups")
-        members = engine.join(keys, groups, ["key"], "exact-members")
+        members = engine.annotate(keys, ["key"], [("id", "min", "min_id")], "exact-groups")
         return engine.map_batches(members, exact_decisions, DECISION_SCHEMA, "exact-decisions")
-
-
-def _multi_key(batch: pa.RecordBatch) -> pa.RecordBatch:
-    return batch.filter(pc.greater(batch.column("n"), 1)).select(["key", "min_id"])
 
 
 @register
@@ -219,13 +209,9 @@ class DedupMinhash(GlobalStage):
         fn = functools.partial(minhash_bands, num_perm=p.num_perm, seed=p.seed, ngram=p.ngram, strip_punct=p.strip_punct,
                                bands=b, rows=r)
         bands = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]), fn, BAND_SCHEMA, "minhash-bands")
-        # bucket minimum per (band, hash): combine-min, never a materialized bucket
-        buckets_all = engine.combine(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")],
-                                     "minhash-buckets")
-        buckets = engine.map_batches(buckets_all, multi_buckets, pa.schema([pa.field("band", pa.int32()), pa.field("bhash", pa.int64()),
-                                                                        pa.field("min_id", pa.string())]), "minhash-multi")
-        edges = engine.map_batches(engine.join(bands, buckets, ["band", "bhash"], "minhash-members"), star_edges, EDGE_SCHEMA,
-                                   "minhash-star")
+        # every band row with its bucket's minimum id and size: one shuffle, never a materialized bucket list
+        buckets = engine.annotate(bands, ["band", "bhash"], [("id", "min", "min_id"), ("id", "count", "n")], "minhash-buckets")
+        edges = engine.map_batches(buckets, star_edges, EDGE_SCHEMA, "minhash-star")
         edges = engine.combine(edges, ["src", "dst"], [("src", "count", "bands")], "minhash-edges")
         edges = engine.map_batches(edges, drop_jaccard, EDGE_SCHEMA, "minhash-distinct")
         if p.verify:
@@ -250,7 +236,7 @@ class DedupMinhash(GlobalStage):
         decisions = engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
         if p.max_source_removal is not None:
             self._source_guard(engine, docs, decisions)
-        return decisions, engine.map_batches(buckets_all, skipped_counts, FIX_SCHEMA, "skipped-too-short")
+        return decisions, engine.map_batches(buckets, skipped_counts, FIX_SCHEMA, "skipped-too-short")
 
     def _source_guard(self, engine: Any, docs: Any, decisions: Any) -> None:
         src = engine.select(docs, ["id", "source"])
@@ -268,6 +254,8 @@ class DedupMinhash(GlobalStage):
                     f"{r['example']}): likely shared boilerplate; check the source or raise the threshold")
 
     def _guard(self, engine: Any, comps: Any) -> None:
+        if engine.count(comps) <= self.params.max_cluster_size:  # no cluster can be too big: skip the grouping
+            return
         sizes = engine.combine(comps, ["component"], [("id", "count", "size")], "cluster-sizes")
         big = [row for b in engine.read(sizes) for row in b.to_pylist() if row["size"] > self.params.max_cluster_size]
         if big:
