@@ -66,6 +66,8 @@ def main() -> None:
                     ratios[(engine, mb)] = times[engine] / times["local"]
                 print(f"{mb} MB ({docs} docs)  {engine:<6} {times[engine]:7.1f} s  {src.stat().st_size / 2**20 / times[engine]:6.2f} MB/s"
                       + (f"  {times[engine] / times['local']:.2f}x local" if engine != "local" else ""), flush=True)
+                info = json.loads((out / "run_info.json").read_text())["stage_seconds"]  # dedups: wall s; others: s summed over parts
+                print("    " + "  ".join(f"{k} {v:.1f}" for k, v in sorted(info.items())), flush=True)
             shutil.rmtree(work / f"spark-{mb}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

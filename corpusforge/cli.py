@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set stages.0.with.min_chars=200 (repeatable)")
     r.add_argument("--engine-opt", action="append", metavar="KEY=VALUE",
                    help="engine setting merged into engine.options: a Spark conf (spark.executor.memory=4g, "
-                   "master=spark://host:7077) or a Beam pipeline option (runner=FlinkRunner); repeatable")
+                   "master=spark://host:7077, jvm_class_cache=false) or a Beam pipeline option (runner=FlinkRunner); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_run)
 

@@ -252,7 +252,7 @@ def run(plan: Plan, workers: int = 2, resume: bool = False, overwrite: bool = Fa
     plan_key = stable_hash(resume_key(plan))
     RunParts = _part_fn_class()
 
-    def execute(plan: Plan, todo: list, workers: int, bar, on_progress) -> None:
+    def execute(plan: Plan, todo: list, workers: int, bar, on_progress, timings: dict) -> None:
         if not todo:
             return
         with beam.Pipeline(options=opts) as p:

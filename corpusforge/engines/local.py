@@ -297,8 +297,8 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
     """Runs a plan. The Spark and Beam engines reuse this driver with their own `execute(plan, tasks, ...)`
     (runs `run_task` for each (phase, job) on the cluster) and global-stage `backend` (see _run_global):
     the unit of work, its files and the commit protocol are the same, so results are byte-identical."""
-    stage_seconds: dict = {}  # for run_info.json; Spark/Beam part tasks report no stage timings
-    execute = execute or functools.partial(_execute, timings=stage_seconds)
+    stage_seconds: dict = {}  # for run_info.json (Beam part tasks report no stage timings)
+    execute = functools.partial(execute or _execute, timings=stage_seconds)
     started = time.time()
     done = prepare_output(plan, resume, overwrite)
     phs = phases(plan)
@@ -331,7 +331,7 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
     return manifest
 
 
-def _add_seconds(total: dict, part: dict) -> None:
+def add_seconds(total: dict, part: dict) -> None:
     for k, v in part.items():
         total[k] = total.get(k, 0.0) + v
 
@@ -341,7 +341,7 @@ def _execute(plan: Plan, todo: list, workers: int, bar, on_progress, timings: di
         q: queue.Queue = queue.Queue()
         _init_worker(plan, q)
         for task in todo:
-            _add_seconds(timings, _run_part(task)["seconds"])
+            add_seconds(timings, _run_part(task)["seconds"])
             while not q.empty():
                 on_progress(q.get())
             if bar is not None:
@@ -372,7 +372,7 @@ def _parallel(plan: Plan, todo: list, workers: int, bar, on_progress, timings: d
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    _add_seconds(timings, f.result()["seconds"])
+                    add_seconds(timings, f.result()["seconds"])
                     if bar is not None:
                         bar.update(1)
     except BrokenProcessPool:
