@@ -192,6 +192,7 @@ class SparkPrimitives(Primitives):
         # id(df) → (df, files, columns, documents?) for DataFrames that are plain Parquet files; holds df,
         # so its id is never reused meanwhile
         self._files: dict[int, tuple] = {}
+        self._maps: dict[int, tuple] = {}  # id(df) → (df, file-backed input, _MapFn): map steps read() runs on the driver
         os.makedirs(workdir, exist_ok=True)
 
     def _of_files(self, df, paths, columns, docs: bool = False):
@@ -227,6 +228,10 @@ class SparkPrimitives(Primitives):
         return self._of_files(self.spark.read.schema(_spark_schema(table.schema)).parquet(path), [path], table.schema.names)
 
     def read(self, ds) -> Iterator[pa.RecordBatch]:
+        lazy = self._maps.get(id(ds))
+        if lazy is not None and lazy[0] is ds:  # a map over files: every row comes to the driver anyway, map it here
+            yield from lazy[2](self.read(lazy[1]))
+            return
         src = self._source(ds)
         if src is None:
             yield from ds.toArrow().to_batches()
@@ -255,7 +260,10 @@ class SparkPrimitives(Primitives):
             _, paths, columns, _ = src
             files = self.spark.range(0, len(paths), 1, max(1, len(paths)))
             return files.mapInArrow(_FileMap(paths, columns, fn, schema), _spark_schema(schema))
-        return ds.mapInArrow(_MapFn(fn, schema), _spark_schema(schema))
+        out = ds.mapInArrow(_MapFn(fn, schema), _spark_schema(schema))
+        if src:
+            self._maps[id(out)] = (out, ds, _MapFn(fn, schema))  # holds out, like _files
+        return out
 
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
         from pyspark.sql import functions as F
