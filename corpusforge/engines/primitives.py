@@ -217,6 +217,9 @@ def _map_file(args) -> tuple[str, int]:
     return dst, sink.rows
 
 
+_FINAL_OP = {"min": "min", "max": "max", "sum": "sum", "count": "sum"}  # how partial aggregates combine
+
+
 def check_aggs(aggs: list[tuple[str, str, str]]) -> None:
     for _, op, _ in aggs:
         if op not in AGG_OPS:
@@ -353,7 +356,6 @@ class LocalPrimitives(Primitives):
         partial = [(c, op) for c, op, _ in aggs]
         # pre-combine each batch (the map-side combiner) so hot keys never pile up in one partition
         pre_names = [f"{c}_{op}" for c, op in partial]
-        pre_ops = {"min": "min", "max": "max", "sum": "sum", "count": "sum"}
 
         def precombine(t: pa.Table) -> pa.Table:
             g = t.group_by(keys, use_threads=False).aggregate(partial)
@@ -366,7 +368,7 @@ class LocalPrimitives(Primitives):
         out = []
         for k, files in enumerate(parts):
             t = self._read_files(files, pre_schema)
-            final = [(n, pre_ops[op]) for n, (_, op) in zip(pre_names, partial)]
+            final = [(n, _FINAL_OP[op]) for n, (_, op) in zip(pre_names, partial)]
             g = t.group_by(keys, use_threads=False).aggregate(final)
             g = g.select(keys + [f"{n}_{o}" for n, o in final])
             g = g.rename_columns(keys + [o for _, _, o in aggs])
@@ -383,18 +385,25 @@ class LocalPrimitives(Primitives):
         check_aggs(aggs)
         agg_schema = aggregate_schema(ds.schema, keys, aggs)
         out_schema = pa.schema(list(ds.schema) + [f for f in agg_schema if f.name not in keys])
+        partial = [(c, op) for c, op, _ in aggs]
+        names = [f"{c}_{op}" for c, op in partial]
+        final = [(n, _FINAL_OP[op]) for n, (_, op) in zip(names, partial)]
         d = self._dir(name)
         paths = []
-        # a key's rows all land in one hash partition: aggregate it and join back, one partition in memory
+        # a key's rows all land in one hash partition, spilled as files of at most one buffer each: aggregate
+        # the partition file by file, then join each file with the (one row per key) aggregates. A hot key never
+        # holds more than one file in memory.
         for k, files in enumerate(self._shuffle(ds, keys, self._nparts(ds), name + "-shuffle")):
-            t = self._read_files(files, ds.schema)
-            if t.num_rows:
-                g = t.group_by(keys, use_threads=False).aggregate([(c, op) for c, op, _ in aggs])
-                g = g.select(keys + [f"{c}_{op}" for c, op, _ in aggs]).rename_columns(agg_schema.names)
-                t = t.join(g, keys=keys, join_type="inner", use_threads=False).select(out_schema.names).cast(out_schema)
+            parts = [pq.read_table(f, columns=ds.schema.names).group_by(keys, use_threads=False).aggregate(partial)
+                     .select(keys + names) for f in files]
             p = os.path.join(d, f"part-{k:05d}.parquet")
             s = ParquetSink(p, out_schema)
-            s.write(t if t.num_rows else out_schema.empty_table())
+            if parts:
+                g = pa.concat_tables(parts).group_by(keys, use_threads=False).aggregate(final)
+                g = g.select(keys + [f"{n}_{o}" for n, o in final]).rename_columns(agg_schema.names)
+                for f in files:
+                    t = pq.read_table(f, columns=ds.schema.names)
+                    s.write(t.join(g, keys=keys, join_type="inner", use_threads=False).select(out_schema.names).cast(out_schema))
             s.commit()
             paths.append(p)
         return Dataset(tuple(paths), out_schema)

@@ -18,7 +18,9 @@ from tests.util import REPO_ROOT
 
 def _rows(n: int = 80):
     rnd = random.Random(3)
-    return [(rnd.randrange(7), rnd.randrange(3), f"d{rnd.randrange(500):04d}", rnd.choice([None, 1, 2, 5])) for _ in range(n)]
+    rows = [(rnd.randrange(7), rnd.randrange(3), f"d{rnd.randrange(500):04d}", rnd.choice([None, 1, 2, 5])) for _ in range(n)]
+    # a hot key: with partition_rows=8 its rows span several spill files of one partition
+    return rows + [(9, 0, f"h{i:03d}", i % 3 or None) for i in range(n // 2)]
 
 
 def _expected(rows):
