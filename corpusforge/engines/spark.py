@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from corpusforge import faults
 from corpusforge.engines import local
-from corpusforge.engines.primitives import COMPONENT_SCHEMA, DECISION_SCHEMA, Primitives, check_aggs
+from corpusforge.engines.primitives import COMPONENT_SCHEMA, DECISION_SCHEMA, EDGE_SCHEMA, Primitives, check_aggs
 from corpusforge.errors import CorpusforgeError
 from corpusforge.runner import Plan, resume_key, stable_hash
 
@@ -114,8 +114,8 @@ def _class_archive() -> tuple[str, str | None]:
     """The driver JVM's class-data-sharing (AppCDS) flag: use the cached archive of Spark's classes, or
     write one at this JVM's exit. A cold JVM spends most of a session's start and first job loading and
     verifying classes; the archive maps them ready-made (measured on 2 cores: session 9.4 → 4.7 s, first
-    job 4.4 → 2.0 s). Keyed by the Java binary
-    and the Spark jars: a JVM that finds a mismatched archive ignores it (-Xshare:auto) and starts normally.
+    job 4.4 → 2.0 s). Keyed by the Java binary and the Spark jars: a JVM that finds a mismatched archive
+    ignores it (-Xshare:auto) and starts normally.
     Returns (flag, path the JVM will write) — the path is None when the archive exists."""
     import pyspark
 
@@ -260,9 +260,10 @@ class SparkPrimitives(Primitives):
             _, paths, columns, _ = src
             files = self.spark.range(0, len(paths), 1, max(1, len(paths)))
             return files.mapInArrow(_FileMap(paths, columns, fn, schema), _spark_schema(schema))
-        out = ds.mapInArrow(_MapFn(fn, schema), _spark_schema(schema))
+        body = _MapFn(fn, schema)
+        out = ds.mapInArrow(body, _spark_schema(schema))
         if src:
-            self._maps[id(out)] = (out, ds, _MapFn(fn, schema))  # holds out, like _files
+            self._maps[id(out)] = (out, ds, body)  # holds out, like _files
         return out
 
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
@@ -293,7 +294,7 @@ class SparkPrimitives(Primitives):
             edges = self._materialize(edges, f"{name}-edges")  # counted, then read: computed once
         if self.count(edges) > 500_000:  # beyond one in-memory union-find: label propagation rounds on Spark
             return components_by_rounds(self, edges, name)
-        t = pa.Table.from_batches(list(self.read(edges)), schema=pa.schema([("src", pa.string()), ("dst", pa.string())]))
+        t = pa.Table.from_batches(list(self.read(edges)), schema=EDGE_SCHEMA)
         ids, comp = components_min_id(t.column("src"), t.column("dst"), max_nodes=max_nodes)
         return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
 

@@ -4,6 +4,7 @@ the JVM class-data-sharing archive it caches)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -92,7 +93,7 @@ _CHILD = textwrap.dedent("""
 
 
 def _child(tmp_path) -> dict:
-    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("SPARK_LOCAL_IP", None)
     res = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO_ROOT))], env=env, capture_output=True, text=True,
                          timeout=300)
