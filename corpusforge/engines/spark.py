@@ -170,14 +170,24 @@ def _conform(out, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
 
 
 class _MapFn:
-    """Picklable mapInArrow body: applies fn to every batch and casts to the declared schema."""
+    """Picklable mapInArrow body: one or more map steps (fn, declared schema) applied in turn to every batch,
+    each output cast to its step's schema. Consecutive maps run as one body: one Python worker per task."""
 
-    def __init__(self, fn: Callable, schema: pa.Schema):
-        self.fn, self.schema = fn, pa.schema([f.with_nullable(True) for f in schema])
+    def __init__(self, steps: list[tuple[Callable, pa.Schema]]):
+        self.steps = [(fn, pa.schema([f.with_nullable(True) for f in schema])) for fn, schema in steps]
+        self.schema = self.steps[-1][1]
 
     def __call__(self, batches):
         for b in batches:
-            yield from _conform(self.fn(b), self.schema)
+            yield from self._apply(b, 0)
+
+    def _apply(self, batch, i: int):
+        fn, schema = self.steps[i]
+        for out in _conform(fn(batch), schema):
+            if i + 1 == len(self.steps):
+                yield out
+            else:
+                yield from self._apply(out, i + 1)
 
 
 class SparkPrimitives(Primitives):
@@ -192,7 +202,7 @@ class SparkPrimitives(Primitives):
         # id(df) → (df, files, columns, documents?) for DataFrames that are plain Parquet files; holds df,
         # so its id is never reused meanwhile
         self._files: dict[int, tuple] = {}
-        self._maps: dict[int, tuple] = {}  # id(df) → (df, file-backed input, _MapFn): map steps read() runs on the driver
+        self._maps: dict[int, tuple] = {}  # id(df) → (df, input that is not a map, _MapFn): lazy map steps
         os.makedirs(workdir, exist_ok=True)
 
     def _of_files(self, df, paths, columns, docs: bool = False):
@@ -202,6 +212,17 @@ class SparkPrimitives(Primitives):
     def _source(self, ds):
         src = self._files.get(id(ds))
         return src if src and src[0] is ds else None
+
+    def _lazy(self, ds):
+        lazy = self._maps.get(id(ds))
+        return lazy if lazy and lazy[0] is ds else None
+
+    def _on_driver(self, ds):
+        """The lazy map behind ds when its input is a result's Parquet files (not the documents): rows the
+        driver takes anyway (read, to_local) are mapped there, with no job."""
+        lazy = self._lazy(ds)
+        src = self._source(lazy[1]) if lazy else None
+        return lazy if src and not src[3] else None
 
     def _path(self, name: str) -> str:
         self._seq += 1
@@ -228,8 +249,8 @@ class SparkPrimitives(Primitives):
         return self._of_files(self.spark.read.schema(_spark_schema(table.schema)).parquet(path), [path], table.schema.names)
 
     def read(self, ds) -> Iterator[pa.RecordBatch]:
-        lazy = self._maps.get(id(ds))
-        if lazy is not None and lazy[0] is ds:  # a map over files: every row comes to the driver anyway, map it here
+        lazy = self._on_driver(ds)
+        if lazy is not None:  # every row comes to the driver anyway: map it here
             yield from lazy[2](self.read(lazy[1]))
             return
         src = self._source(ds)
@@ -255,15 +276,17 @@ class SparkPrimitives(Primitives):
         return self._of_files(out, src[1], columns, src[3]) if src else out
 
     def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
-        src = self._source(ds)
+        lazy = self._lazy(ds)
+        base, steps = (lazy[1], lazy[2].steps) if lazy else (ds, [])  # a map over a map: one body
+        body = _MapFn(steps + [(fn, schema)])
+        src = self._source(base)
         if src and src[3]:  # over the documents: one task per file that reads it in Python
             _, paths, columns, _ = src
             files = self.spark.range(0, len(paths), 1, max(1, len(paths)))
-            return files.mapInArrow(_FileMap(paths, columns, fn, schema), _spark_schema(schema))
-        body = _MapFn(fn, schema)
-        out = ds.mapInArrow(body, _spark_schema(schema))
-        if src:
-            self._maps[id(out)] = (out, ds, body)  # holds out, like _files
+            out = files.mapInArrow(_FileMap(paths, columns, body), _spark_schema(schema))
+        else:
+            out = base.mapInArrow(body, _spark_schema(schema))
+        self._maps[id(out)] = (out, base, body)  # holds out, like _files
         return out
 
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
@@ -303,9 +326,19 @@ class SparkPrimitives(Primitives):
         import pyarrow.parquet as pq
 
         path = os.path.join(self.workdir, "result")
-        ds.write.mode("overwrite").parquet(path + "-spark")
         os.makedirs(path, exist_ok=True)
         out = []
+        lazy = self._on_driver(ds)
+        if lazy is not None:
+            _, src, body = lazy
+            _, paths, columns, _ = self._source(src)
+            for i, f in enumerate(paths):
+                dst = os.path.join(path, f"part-{i:05d}.parquet")
+                mapped = pa.Table.from_batches(list(body(pq.read_table(f, columns=columns).to_batches())), body.schema)
+                pq.write_table(mapped.select(schema.names).cast(schema), dst)
+                out.append(dst)
+            return out
+        ds.write.mode("overwrite").parquet(path + "-spark")
         for i, f in enumerate(sorted(f for f in os.listdir(path + "-spark") if f.endswith(".parquet"))):
             dst = os.path.join(path, f"part-{i:05d}.parquet")
             pq.write_table(pq.read_table(os.path.join(path + "-spark", f)).select(schema.names).cast(schema), dst)
@@ -317,9 +350,9 @@ class _FileMap:
     """mapInArrow body over file numbers: the Python worker reads its Parquet file itself, so documents
     never pass through JVM rows and Arrow conversion on the way in (their text is most of the bytes)."""
 
-    def __init__(self, paths: list[str], columns: list[str], fn: Callable, schema: pa.Schema, batch_rows: int = 8192):
+    def __init__(self, paths: list[str], columns: list[str], body: _MapFn, batch_rows: int = 8192):
         self.paths, self.columns, self.batch_rows = paths, columns, batch_rows
-        self.map = _MapFn(fn, schema)
+        self.map = body
 
     def __call__(self, batches):
         import pyarrow.parquet as pq
