@@ -82,6 +82,10 @@ def session(options: dict | None = None, workers: int = 2, app: str = "corpusfor
             # less CPU compiling, which the Python workers need: the bench pipeline at 200 MB on 2 cores took
             # 48.3 s instead of 53.3 (set spark.driver.extraJavaOptions to choose otherwise)
             opts.setdefault("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1")
+            # the JVM's share of a local run is many small queries, each planned once: generating and compiling
+            # Java for each cost more than interpreting its few rows (bench_engines 100 MB: 1.44-1.48x -> 1.40x)
+            opts.setdefault("spark.sql.codegen.wholeStage", "false")
+            opts.setdefault("spark.sql.codegen.factoryMode", "NO_CODEGEN")
         try:
             flag, archive = _class_archive() if class_cache else ("", None)
         except OSError:  # e.g. a read-only cache folder: start without the archive

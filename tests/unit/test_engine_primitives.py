@@ -88,7 +88,7 @@ _CHILD = textwrap.dedent("""
             if f[3] == "0A" and f[9] in inodes:
                 listening.append(f[1].split(":")[0])
     print("RESULT " + json.dumps({{"rows": rows, "ui": conf.get("spark.ui.enabled"), "java": conf.get("spark.driver.extraJavaOptions"),
-                                  "web": spark.sparkContext.uiWebUrl, "listening": listening}}))
+                                  "codegen": conf.get("spark.sql.codegen.factoryMode"), "web": spark.sparkContext.uiWebUrl, "listening": listening}}))
 """)
 
 
@@ -107,6 +107,7 @@ def test_local_spark_session_is_loopback_and_caches_its_class_archive(tmp_path):
     cache.mkdir(parents=True)
     first = _child(tmp_path)  # no archive yet: the JVM writes one as it exits
     assert first["rows"] == 100 and first["ui"] == "false" and first["web"] is None
+    assert first["codegen"] == "NO_CODEGEN"  # small queries: interpreted, not compiled
     # driver RPC, block manager, py4j: all on 127.0.0.1 (0100007F in /proc/net/tcp; ::ffff:127.0.0.1 in tcp6)
     assert first["listening"] and set(first["listening"]) <= {"0100007F", "0000000000000000FFFF00000100007F"}, first["listening"]
     assert "-XX:TieredStopAtLevel=1" in first["java"] and "-XX:ArchiveClassesAtExit=" in first["java"]
