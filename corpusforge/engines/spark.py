@@ -331,21 +331,20 @@ class SparkPrimitives(Primitives):
 
         path = os.path.join(self.workdir, "result")
         os.makedirs(path, exist_ok=True)
-        out = []
         lazy = self._on_driver(ds)
-        if lazy is not None:
+        if lazy is not None:  # map each result file here, as read() would
             _, src, body = lazy
             _, paths, columns, _ = self._source(src)
-            for i, f in enumerate(paths):
-                dst = os.path.join(path, f"part-{i:05d}.parquet")
-                mapped = pa.Table.from_batches(list(body(pq.read_table(f, columns=columns).to_batches())), body.schema)
-                pq.write_table(mapped.select(schema.names).cast(schema), dst)
-                out.append(dst)
-            return out
-        ds.write.mode("overwrite").parquet(path + "-spark")
-        for i, f in enumerate(sorted(f for f in os.listdir(path + "-spark") if f.endswith(".parquet"))):
+            tables = (pa.Table.from_batches(list(body(pq.read_table(f, columns=columns).to_batches())), body.schema)
+                      for f in paths)
+        else:
+            ds.write.mode("overwrite").parquet(path + "-spark")
+            tables = (pq.read_table(os.path.join(path + "-spark", f))
+                      for f in sorted(f for f in os.listdir(path + "-spark") if f.endswith(".parquet")))
+        out = []
+        for i, t in enumerate(tables):
             dst = os.path.join(path, f"part-{i:05d}.parquet")
-            pq.write_table(pq.read_table(os.path.join(path + "-spark", f)).select(schema.names).cast(schema), dst)
+            pq.write_table(t.select(schema.names).cast(schema), dst)
             out.append(dst)
         return out
 
