@@ -128,13 +128,19 @@ def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
     out = plan.out
     state_path = os.path.join(out, "_state.json")
     key = resume_key(plan)
+    trash = os.path.join(os.path.dirname(os.path.abspath(out)), f"{TMP_MARK}trash-{os.path.basename(os.path.abspath(out))}")
+    if os.path.exists(trash):  # an --overwrite killed while deleting
+        shutil.rmtree(trash)
     if os.path.exists(out) and os.listdir(out):
         if overwrite:
-            shutil.rmtree(out)
+            os.rename(out, trash)  # atomic: a kill leaves either the old output or none, never half of it
+            shutil.rmtree(trash)
         elif not resume:
             raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
         elif not os.path.exists(state_path):
-            raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
+            if not _only_temp_files(out):
+                raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
+            shutil.rmtree(out)  # a run killed before it wrote its state: nothing to keep
         else:
             with open(state_path, encoding="utf-8") as f:
                 old = json.load(f)
@@ -142,13 +148,22 @@ def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
             if changed:
                 raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
                                        "rerun without --resume into a new output (or --overwrite)")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:  # read-only or foreign output directory
+        raise write_error(out, e) from None
+    write_json(state_path, key)  # before anything else lands in OUT, so a resumable OUT always has its state
     for d in (*OUTPUT_DIRS, "_parts"):
         try:
             os.makedirs(os.path.join(out, d), exist_ok=True)
-        except OSError as e:  # read-only or foreign output directory
+        except OSError as e:
             raise write_error(os.path.join(out, d), e) from None
-    write_json(state_path, key)
     return _clean_uncommitted(out, len(plan.jobs))
+
+
+def _only_temp_files(out: str) -> bool:
+    """Whether OUT holds nothing but empty folders and corpusforge temp files."""
+    return all(name.startswith(TMP_MARK) for _, _, files in os.walk(out) for name in files)
 
 
 def _clean_uncommitted(out: str, nparts: int) -> set[int]:

@@ -123,6 +123,22 @@ def test_resume_with_changed_config_is_refused(tmp_path, corpus, capsys):
     assert r.returncode == 0, r.stderr
 
 
+def test_resume_of_an_output_killed_before_its_state_starts_fresh(tmp_path, corpus):
+    # what a SIGKILL during --overwrite or the first moments of a run leaves behind
+    cfg = config(tmp_path, corpus)
+    assert cli(cfg).returncode == 0
+    reference = tree_digest(tmp_path / "out")
+    os.rename(tmp_path / "out", tmp_path / ".tmp-trash-out")  # --overwrite killed while deleting the old output
+    (tmp_path / "out" / "kept").mkdir(parents=True)
+    (tmp_path / "out" / ".tmp-123-_state.json").write_text("{")  # killed while writing the state
+    r = cli(cfg, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(tmp_path / "out") == reference and not (tmp_path / ".tmp-trash-out").exists()
+    (tmp_path / "out" / "_state.json").unlink()  # a real file without state is not ours to delete
+    r = cli(cfg, "--resume")
+    assert r.returncode == 2 and "resume_mismatch" in r.stderr and (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_existing_output_needs_resume_or_overwrite(tmp_path, corpus):
     cfg = config(tmp_path, corpus)
     assert cli(cfg).returncode == 0
