@@ -15,6 +15,7 @@ import time
 from importlib import resources
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io.writers import remove_output, sweep_trash
 
 
 def _data(name: str) -> str:
@@ -34,10 +35,11 @@ def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 
              progress: bool = True) -> int:
     t0 = time.time()
     out = os.path.abspath(outdir)
+    sweep_trash(out)
     if os.path.isdir(out) and os.listdir(out):
         if not os.path.exists(os.path.join(out, "mix.yaml")):  # only ever replace an earlier demo
             raise CorpusforgeError("output_exists", f"{out} is not empty and holds no earlier demo; pick another folder")
-        shutil.rmtree(out)
+        remove_output(out)
     os.makedirs(out, exist_ok=True)
     corpus, tok, shards, train_dir = (os.path.join(out, n) for n in ("corpus", "tokenizer.json", "shards", "train"))
     quiet = [] if progress else ["--no-progress"]

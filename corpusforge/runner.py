@@ -19,7 +19,7 @@ from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
-from corpusforge.io.writers import TMP_MARK, write_error, write_json
+from corpusforge.io.writers import TMP_MARK, remove_output, sweep_trash, write_error, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
 from corpusforge.schema import DOC_SCHEMA, INGEST
@@ -128,13 +128,10 @@ def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
     out = plan.out
     state_path = os.path.join(out, "_state.json")
     key = resume_key(plan)
-    trash = os.path.join(os.path.dirname(os.path.abspath(out)), f"{TMP_MARK}trash-{os.path.basename(os.path.abspath(out))}")
-    if os.path.exists(trash):  # an --overwrite killed while deleting
-        shutil.rmtree(trash)
+    sweep_trash(out)
     if os.path.exists(out) and os.listdir(out):
         if overwrite:
-            os.rename(out, trash)  # atomic: a kill leaves either the old output or none, never half of it
-            shutil.rmtree(trash)
+            remove_output(out)
         elif not resume:
             raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
         elif not os.path.exists(state_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -45,6 +46,23 @@ def atomic_file(final: str, mode: str = "wb"):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def trash_path(out: str) -> str:
+    out = os.path.abspath(out)
+    return os.path.join(os.path.dirname(out), f"{TMP_MARK}trash-{os.path.basename(out)}")
+
+
+def remove_output(out: str) -> None:
+    """Deletes an output folder so that a kill at any moment leaves the whole old folder or none of it:
+    rename it aside (atomic), then delete; the next run sweeps a half-deleted leftover (sweep_trash)."""
+    os.rename(out, trash_path(out))
+    shutil.rmtree(trash_path(out))
+
+
+def sweep_trash(out: str) -> None:
+    if os.path.exists(trash_path(out)):
+        shutil.rmtree(trash_path(out))
 
 
 def write_error(path: str, e: OSError) -> CorpusforgeError:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from corpusforge import procs
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io.writers import ParquetSink, atomic_file, write_json
+from corpusforge.io.writers import ParquetSink, atomic_file, remove_output, sweep_trash, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.sample import shards as S
 from corpusforge.sample.docs import Task, read_task, tasks_for
@@ -250,13 +250,14 @@ def _write_shards(docs, d: str, vocab: int, shard_tokens: int) -> list[dict]:
 
 
 def prepare_dir(out: str, overwrite: bool) -> None:
+    sweep_trash(out)
     if os.path.exists(out) and os.listdir(out):
         if not overwrite:
             raise CorpusforgeError("output_exists", f"{out}: exists and is not empty (use --overwrite)")
         if not os.path.exists(os.path.join(out, S.MANIFEST)) and not os.path.exists(os.path.join(out, WORK)):
             # Never delete a directory this command did not write.
             raise CorpusforgeError("output_exists", f"{out}: not a shard directory; refusing to overwrite it")
-        shutil.rmtree(out)
+        remove_output(out)
     os.makedirs(out, exist_ok=True)
 
 
