@@ -25,7 +25,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from corpusforge.engines import local
-from corpusforge.engines.primitives import COMPONENT_SCHEMA, LocalPrimitives, aggregate_schema, check_aggs
+from corpusforge.engines.primitives import COMPONENT_SCHEMA, LocalPrimitives, aggregate_schema, check_aggs, two_phase
 from corpusforge.errors import CorpusforgeError
 from corpusforge.runner import Plan, part_name, resume_key, stable_hash
 
@@ -107,13 +107,14 @@ class _KeyRows:
 class _PreCombine:
     """Map-side combiner per batch (like the local engine's): (key tuple, tuple of partial aggregates)."""
 
-    def __init__(self, keys: list[str], partial: list[tuple[str, str]]):
-        self.keys, self.partial = keys, partial
+    def __init__(self, keys: list[str], aggs: list[tuple[str, str, str]]):
+        self.keys = keys
+        self.partial, self.names, _ = two_phase(aggs)
 
     def __call__(self, table: pa.Table):
         g = table.group_by(self.keys, use_threads=False).aggregate(self.partial)
         cols = [g.column(k).to_pylist() for k in self.keys]
-        vals = [g.column(f"{c}_{op}").to_pylist() for c, op in self.partial]
+        vals = [g.column(n).to_pylist() for n in self.names]
         for i in range(g.num_rows):
             yield tuple(c[i] for c in cols), tuple(v[i] for v in vals)
 
@@ -186,15 +187,14 @@ class BeamPrimitives(LocalPrimitives):
     def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
         beam = _beam()
         check_aggs(aggs)
-        partial = [(c, op) for c, op, _ in aggs]
         final = {"min": min, "max": max, "sum": sum, "count": sum}  # partial counts add up
         schema = aggregate_schema(ds.schema, keys, aggs)
         names = schema.names
 
         def build(p):
             return (self._source(p, ds, "in")
-                    | "precombine" >> beam.FlatMap(_PreCombine(keys, partial))
-                    | "combine" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(*[final[op] for _, op in partial]))
+                    | "precombine" >> beam.FlatMap(_PreCombine(keys, aggs))
+                    | "combine" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(*[final[op] for _, op, _ in aggs]))
                     | "rows" >> beam.Map(lambda kv: dict(zip(names, (*kv[0], *kv[1]))))
                     | "batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=65536)
                     | "table" >> beam.Map(_rows_to_table(schema)))

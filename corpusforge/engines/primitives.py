@@ -220,6 +220,19 @@ def _map_file(args) -> tuple[str, int]:
 _FINAL_OP = {"min": "min", "max": "max", "sum": "sum", "count": "sum"}  # how partial aggregates combine
 
 
+def two_phase(aggs: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
+    """(partial aggregates per batch, their column names, how those names combine into the final value)."""
+    partial = [(c, op) for c, op, _ in aggs]
+    names = [f"{c}_{op}" for c, op in partial]
+    return partial, names, [(n, _FINAL_OP[op]) for n, (_, op) in zip(names, partial)]
+
+
+def final_aggregate(t: pa.Table, keys: list[str], final: list[tuple[str, str]], out_names: list[str]) -> pa.Table:
+    """Combines partial aggregates of one key partition: keys + aggregates named out_names."""
+    g = t.group_by(keys, use_threads=False).aggregate(final)
+    return g.select(keys + [f"{n}_{o}" for n, o in final]).rename_columns(keys + out_names)
+
+
 def check_aggs(aggs: list[tuple[str, str, str]]) -> None:
     for _, op, _ in aggs:
         if op not in AGG_OPS:
@@ -353,9 +366,8 @@ class LocalPrimitives(Primitives):
     # -- combine per key
     def combine(self, ds: Dataset, keys: list[str], aggs: list[tuple[str, str, str]], name: str) -> Dataset:
         check_aggs(aggs)
-        partial = [(c, op) for c, op, _ in aggs]
+        partial, pre_names, final = two_phase(aggs)
         # pre-combine each batch (the map-side combiner) so hot keys never pile up in one partition
-        pre_names = [f"{c}_{op}" for c, op in partial]
 
         def precombine(t: pa.Table) -> pa.Table:
             g = t.group_by(keys, use_threads=False).aggregate(partial)
@@ -367,11 +379,7 @@ class LocalPrimitives(Primitives):
         out_fields = [ds.schema.field(k) for k in keys]
         out = []
         for k, files in enumerate(parts):
-            t = self._read_files(files, pre_schema)
-            final = [(n, _FINAL_OP[op]) for n, (_, op) in zip(pre_names, partial)]
-            g = t.group_by(keys, use_threads=False).aggregate(final)
-            g = g.select(keys + [f"{n}_{o}" for n, o in final])
-            g = g.rename_columns(keys + [o for _, _, o in aggs])
+            g = final_aggregate(self._read_files(files, pre_schema), keys, final, [o for _, _, o in aggs])
             if not out_fields[len(keys):]:
                 out_fields += [g.schema.field(o) for _, _, o in aggs]
             p = os.path.join(d, f"part-{k:05d}.parquet")
@@ -385,9 +393,7 @@ class LocalPrimitives(Primitives):
         check_aggs(aggs)
         agg_schema = aggregate_schema(ds.schema, keys, aggs)
         out_schema = pa.schema(list(ds.schema) + [f for f in agg_schema if f.name not in keys])
-        partial = [(c, op) for c, op, _ in aggs]
-        names = [f"{c}_{op}" for c, op in partial]
-        final = [(n, _FINAL_OP[op]) for n, (_, op) in zip(names, partial)]
+        partial, names, final = two_phase(aggs)
         d = self._dir(name)
         paths = []
         # a key's rows all land in one hash partition, spilled as files of at most one buffer each: aggregate
@@ -399,8 +405,7 @@ class LocalPrimitives(Primitives):
             p = os.path.join(d, f"part-{k:05d}.parquet")
             s = ParquetSink(p, out_schema)
             if parts:
-                g = pa.concat_tables(parts).group_by(keys, use_threads=False).aggregate(final)
-                g = g.select(keys + [f"{n}_{o}" for n, o in final]).rename_columns(agg_schema.names)
+                g = final_aggregate(pa.concat_tables(parts), keys, final, agg_schema.names[len(keys):])
                 for f in files:
                     t = pq.read_table(f, columns=ds.schema.names)
                     s.write(t.join(g, keys=keys, join_type="inner", use_threads=False).select(out_schema.names).cast(out_schema))
