@@ -56,7 +56,7 @@ def timed_run(engine: str, src: Path, out: Path) -> float:
     r = subprocess.run([sys.executable, __file__, "--one", engine, str(src), str(out)], capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"{engine} run failed:\n{r.stderr[-3000:]}")
-    return float(r.stdout.strip().splitlines()[-1])
+    return float(next(line for line in r.stdout.splitlines() if line.startswith("SECONDS "))[8:])
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         engine, src, out = args.one
-        print(run_engine(engine, Path(src), Path(out)))
+        print(f"SECONDS {run_engine(engine, Path(src), Path(out))}")  # marked: the run may print too
         return
     work = Path(tempfile.mkdtemp(prefix="cf-bench-engines-"))
     engines = ["local"] + [e for e in args.engines if e != "local"]

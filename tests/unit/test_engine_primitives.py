@@ -98,7 +98,47 @@ def _child(tmp_path) -> dict:
     res = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO_ROOT))], env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(next(line for line in res.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("RESULT "), lines[:5]  # the JVM writes nothing on the run's stdout
+    return json.loads(lines[0][7:])
+
+
+@pytest.mark.spark
+def test_class_archive_key_follows_the_class_path_and_old_archives_are_pruned(tmp_path, monkeypatch):
+    import pyspark
+
+    from corpusforge.engines import spark as S
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "corpusforge"
+
+    def key_for(venv: str) -> str:
+        jars = tmp_path / venv / "pyspark" / "jars"
+        if not jars.exists():
+            jars.mkdir(parents=True)
+            for n in ("spark-core.jar", "py4j.jar"):
+                (jars / n).write_bytes(b"jar")
+        monkeypatch.setattr(pyspark, "__file__", str(jars.parent / "__init__.py"))
+        flag, tmp = S._class_archive()
+        assert flag.startswith(f"-XX:ArchiveClassesAtExit={tmp} ")
+        return tmp.rsplit(".", 2)[0]
+
+    a = key_for("venv1")
+    assert key_for("venv1") == a
+    assert key_for("venv2") != a  # the same jar names in another virtualenv: the JVM would reject a's archive
+    os.utime(tmp_path / "venv1" / "pyspark" / "jars" / "py4j.jar", (1, 1))
+    assert key_for("venv1") != a  # a jar replaced in place, likewise
+    for i in range(4):  # archives of four other class paths, the last one used most recently
+        old = cache / f"spark-classes-{i:016x}.jsa"
+        old.write_bytes(bytes.fromhex("a8ab0bf0"))
+        os.utime(old, (1000 + i, 1000 + i))
+    final = key_for("venv1")
+    assert sorted(p.name for p in cache.glob("*.jsa")) == [f"spark-classes-{i:016x}.jsa" for i in (2, 3)]
+    with open(final, "wb") as f:  # this class path's archive, once written, is used and marked used
+        f.write(bytes.fromhex("a8ab0bf0"))
+    os.utime(final, (1, 1))
+    assert S._class_archive() == (f"-XX:SharedArchiveFile={final}", None)
+    assert os.stat(final).st_mtime > 10**9
 
 
 @pytest.mark.spark
