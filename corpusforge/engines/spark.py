@@ -42,10 +42,10 @@ def _require():
         import pyspark  # noqa: F401
     except ImportError:
         raise CorpusforgeError("missing_dependency", "the Spark engine needs pyspark: pip install 'corpusforge[spark]'") from None
-    java_home = os.environ.get("JAVA_HOME")
-    if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) and shutil.which("java") is None:
-        raise CorpusforgeError("missing_dependency", "the Spark engine needs Java 17 or 21: install a JRE and set JAVA_HOME "
-                               "or put java on PATH (the local engine needs no Java)")
+    if _java_binary() is None:
+        where = f"JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java" if os.environ.get("JAVA_HOME") else "no java on PATH"
+        raise CorpusforgeError("missing_dependency", f"the Spark engine needs Java 17 or 21 ({where}): install a JRE and "
+                               "set JAVA_HOME or put java on PATH (the local engine needs no Java)")
 
 
 def session(options: dict | None = None, workers: int = 2, app: str = "corpusforge"):
@@ -105,10 +105,11 @@ def _cache_dir() -> str:
     return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "corpusforge")
 
 
-def _java_binary() -> str:
+def _java_binary() -> str | None:
+    """The java Spark's launcher runs: $JAVA_HOME/bin/java when JAVA_HOME is set, else java on PATH."""
     java_home = os.environ.get("JAVA_HOME")
     java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
-    return os.path.realpath(java or "java")
+    return os.path.realpath(java) if java and os.access(java, os.X_OK) else None
 
 
 _DYNAMIC_ARCHIVE_MAGIC = bytes.fromhex("a8ab0bf0")  # 0xf00baba8, little-endian: HotSpot's dynamic CDS archive
@@ -135,7 +136,7 @@ def _class_archive() -> tuple[str, str | None]:
 
     jars = os.path.realpath(os.path.join(os.path.dirname(pyspark.__file__), "jars"))
     java = _java_binary()
-    stamp = [[p, st.st_size, int(st.st_mtime)] for p in [java] + [os.path.join(jars, n) for n in
+    stamp = [[p, st.st_size, int(st.st_mtime)] for p in [java or ""] + [os.path.join(jars, n) for n in
              (sorted(os.listdir(jars)) if os.path.isdir(jars) else [])] if (st := _stat(p))]
     key = stable_hash([pyspark.__version__, stamp])[:16]
     d = _cache_dir()

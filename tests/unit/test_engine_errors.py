@@ -1,9 +1,13 @@
 """Engine set-up errors are one line, and the local engine never imports pyspark or apache-beam."""
 
+import os
+import shutil
 import subprocess
 import sys
 
 from tests.util import REPO_ROOT, run, write_config
+
+ORIG_PATH = os.environ["PATH"]
 
 
 def test_spark_without_java_is_a_clear_error(shared_data, tmp_path, monkeypatch, capsys):
@@ -12,7 +16,13 @@ def test_spark_without_java_is_a_clear_error(shared_data, tmp_path, monkeypatch,
     monkeypatch.delenv("JAVA_HOME", raising=False)
     assert run(cfg, "--engine", "spark") != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "needs Java 17 or 21" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and "needs Java 17 or 21 (no java on PATH)" in err[0] and "Traceback" not in err[0]
+    # Spark's launcher runs $JAVA_HOME/bin/java when JAVA_HOME is set, whatever PATH holds: so do the checks
+    monkeypatch.setenv("PATH", os.environ["PATH"] + os.pathsep + os.path.dirname(shutil.which("java", path=ORIG_PATH)))
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nojdk"))
+    assert run(cfg, "--engine", "spark") != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"JAVA_HOME={tmp_path / 'nojdk'} has no bin/java" in err[0]
 
 
 def test_local_engine_imports_neither_spark_nor_beam(shared_data, tmp_path):
