@@ -145,17 +145,18 @@ def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
             if changed:
                 raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
                                        "rerun without --resume into a new output (or --overwrite)")
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:  # read-only or foreign output directory
-        raise write_error(out, e) from None
+    _makedir(out)
     write_json(state_path, key)  # before anything else lands in OUT, so a resumable OUT always has its state
     for d in (*OUTPUT_DIRS, "_parts"):
-        try:
-            os.makedirs(os.path.join(out, d), exist_ok=True)
-        except OSError as e:
-            raise write_error(os.path.join(out, d), e) from None
+        _makedir(os.path.join(out, d))
     return _clean_uncommitted(out, len(plan.jobs))
+
+
+def _makedir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:  # read-only or foreign output directory
+        raise write_error(path, e) from None
 
 
 def _only_temp_files(out: str) -> bool:

@@ -136,8 +136,9 @@ def _class_archive() -> tuple[str, str | None]:
 
     jars = os.path.realpath(os.path.join(os.path.dirname(pyspark.__file__), "jars"))
     java = _java_binary()
-    stamp = [[p, st.st_size, int(st.st_mtime)] for p in [java or ""] + [os.path.join(jars, n) for n in
-             (sorted(os.listdir(jars)) if os.path.isdir(jars) else [])] if (st := _stat(p))]
+    class_path = ([java] if java else []) + ([os.path.join(jars, n) for n in sorted(os.listdir(jars))]
+                                             if os.path.isdir(jars) else [])
+    stamp = [[p, st.st_size, int(st.st_mtime)] for p in class_path if (st := _stat(p))]
     key = stable_hash([pyspark.__version__, stamp])[:16]
     d = _cache_dir()
     final = os.path.join(d, f"spark-classes-{key}.jsa")

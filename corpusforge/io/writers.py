@@ -56,13 +56,15 @@ def trash_path(out: str) -> str:
 def remove_output(out: str) -> None:
     """Deletes an output folder so that a kill at any moment leaves the whole old folder or none of it:
     rename it aside (atomic), then delete; the next run sweeps a half-deleted leftover (sweep_trash)."""
-    os.rename(out, trash_path(out))
-    shutil.rmtree(trash_path(out))
+    trash = trash_path(out)
+    os.rename(out, trash)
+    shutil.rmtree(trash)
 
 
 def sweep_trash(out: str) -> None:
-    if os.path.exists(trash_path(out)):
-        shutil.rmtree(trash_path(out))
+    trash = trash_path(out)
+    if os.path.exists(trash):
+        shutil.rmtree(trash)
 
 
 def write_error(path: str, e: OSError) -> CorpusforgeError:
