@@ -22,9 +22,11 @@ def _cmd_run(args) -> int:
         if not sep or not k:
             raise CorpusforgeError("bad_option", f"--engine-opt {kv!r}: expected KEY=VALUE")
         cfg.engine.options[k] = v
-    workers = args.workers or cfg.engine.workers
+    workers = cfg.engine.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise CorpusforgeError("bad_argument", f"--workers {workers}: must be >= 1 (worker processes; never changes results)")
     engine = args.engine or cfg.engine.kind
-    plan = make_plan(cfg)
+    plan = make_plan(cfg, kind=getattr(args, "kind", "run"))
     if engine == "local":
         from corpusforge.engines import local
 
@@ -50,10 +52,11 @@ def _cmd_dedup(args) -> int:
     if not args.no_exact:
         stages.append({"use": "dedup_exact"})
     stages.append({"use": "dedup_minhash", "with": {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm}})
+    args.kind = "dedup"  # its output is marked as a dedup output: `run --overwrite` will not empty it
     cfg = {"run": {"name": "dedup", "output": os.path.abspath(args.output)},
            "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" else src],
                      "text_field": args.text_field, **({"root": src} if fmt == "txt" else {})},
-           "stages": stages, "engine": {"kind": args.engine or "local", "workers": args.workers or 1}}
+           "stages": stages, "engine": {"kind": args.engine or "local", "workers": 1}}
     with tempfile.TemporaryDirectory(prefix="corpusforge-dedup-") as d:
         args.config = os.path.join(d, "dedup.yaml")
         with open(args.config, "w", encoding="utf-8") as f:
@@ -129,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="worker processes (default: engine.workers); never changes results")
     r.add_argument("--engine", choices=["local", "spark", "beam"], help="override engine.kind")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping committed parts")
-    r.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
+    r.add_argument("--overwrite", action="store_true", help="empty an earlier output of this command first (only a folder "
+                   "corpusforge marked as its own run output; anything else is refused with output_not_ours)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config value, e.g. --set stages.0.with.min_chars=200 (repeatable)")
     r.add_argument("--engine-opt", action="append", metavar="KEY=VALUE",
@@ -152,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--workers", type=int, help="worker processes (never changes results)")
     dd.add_argument("--engine", choices=["local", "spark", "beam"], help="engine (default local)")
     dd.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    dd.add_argument("--overwrite", action="store_true", help="delete an existing output directory first")
+    dd.add_argument("--overwrite", action="store_true", help="empty an earlier dedup output first (only a folder "
+                    "corpusforge marked as its own dedup output)")
     dd.add_argument("--no-progress", action="store_true", help="no progress bar")
     dd.set_defaults(fn=_cmd_dedup)
 

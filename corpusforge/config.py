@@ -73,6 +73,7 @@ class Config(_Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     base_dir: str = Field(".", exclude=True)  # directory of the config file: relative paths start here
+    config_path: str | None = Field(None, exclude=True)  # the config file itself (it must not lie in the output)
 
     @field_validator("input", mode="before")
     @classmethod
@@ -119,7 +120,11 @@ def _apply_override(doc: dict, assignment: str) -> None:
     key, eq, raw = assignment.partition("=")
     if not eq or not key:
         raise CorpusforgeError("bad_override", f"--set {assignment!r}: expected dotted.key=value")
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""  # safe_load: a YAML tag never constructs an object
+    except yaml.YAMLError as e:
+        raise CorpusforgeError("bad_override", f"--set {assignment!r}: not a plain YAML value "
+                               f"({str(e).splitlines()[0]})") from None
     node: Any = doc
     parts = key.split(".")
     for p in parts[:-1]:
@@ -151,7 +156,8 @@ def load_config(path: str, overrides: list[str] = ()) -> Config:
     for o in overrides:
         _apply_override(doc, o)
     try:
-        cfg = Config(**doc, base_dir=os.path.dirname(os.path.realpath(path)))  # a symlinked config keeps its paths
+        real = os.path.realpath(path)  # a symlinked config keeps its paths
+        cfg = Config(**doc, base_dir=os.path.dirname(real), config_path=real)
     except ValidationError as e:
         raise CorpusforgeError("bad_config", f"{path}: {_format(e)}") from None
     except TypeError as e:

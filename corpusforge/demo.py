@@ -15,7 +15,7 @@ import time
 from importlib import resources
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io.writers import remove_output, sweep_trash
+from corpusforge.io import outputs
 
 
 def _data(name: str) -> str:
@@ -35,12 +35,12 @@ def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 
              progress: bool = True) -> int:
     t0 = time.time()
     out = os.path.abspath(outdir)
-    sweep_trash(out)
-    if os.path.isdir(out) and os.listdir(out):
-        if not os.path.exists(os.path.join(out, "mix.yaml")):  # only ever replace an earlier demo
-            raise CorpusforgeError("output_exists", f"{out} is not empty and holds no earlier demo; pick another folder")
-        remove_output(out)
-    os.makedirs(out, exist_ok=True)
+    with outputs.claim(out, "demo", overwrite=True):  # only ever replaces an earlier demo (its marker)
+        _demo(out, workers, engine, steps, vocab, progress, t0)
+    return 0
+
+
+def _demo(out: str, workers: int, engine: str, steps: int, vocab: int, progress: bool, t0: float) -> None:
     corpus, tok, shards, train_dir = (os.path.join(out, n) for n in ("corpus", "tokenizer.json", "shards", "train"))
     quiet = [] if progress else ["--no-progress"]
     shutil.copyfile(_data("pangu_mix.yaml"), os.path.join(out, "mix.yaml"))  # its paths are relative: corpus/, tokenizer.json
@@ -61,7 +61,6 @@ def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 
     report = os.path.join(out, "report.html")
     _step("quality report", ["report", corpus, "--out", report, "--shards", shards, *(["--train", train_dir] if trained else [])])
     _summary(out, corpus, shards, train_dir if trained else None, report, time.time() - t0)
-    return 0
 
 
 def _summary(out: str, corpus: str, shards: str, train_dir: str | None, report: str, seconds: float) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -19,7 +18,8 @@ from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
-from corpusforge.io.writers import TMP_MARK, remove_output, sweep_trash, write_error, write_json
+from corpusforge.io import outputs
+from corpusforge.io.writers import TMP_MARK, write_error, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
 from corpusforge.schema import DOC_SCHEMA, INGEST
@@ -45,6 +45,8 @@ class Plan:
     inputs: list[dict]
     rule_hashes: dict[str, str]
     out: str
+    fixes: dict[str, int]  # plan-time fixes (duplicate input paths), counted in the ingest ledger
+    kind: str = "run"  # the output marker's command kind (outputs.claim): run, or dedup for the shortcut
 
     @property
     def kept_schema(self) -> pa.Schema:
@@ -83,23 +85,29 @@ def read_options(ic: InputConfig, batch_rows: int) -> ReadOptions:
     )
 
 
-def make_plan(cfg: Config) -> Plan:
+def make_plan(cfg: Config, kind: str = "run") -> Plan:
     stages = cfg.build_stages()
     sources = [ic.source for ic in cfg.input]
     if len(set(sources)) != len(sources):
         raise CorpusforgeError("bad_config", "each input block needs a distinct `source` name")
-    jobs, inputs = [], []
+    out = cfg.output_dir()
+    outputs.check_no_overlap(out, [p if os.path.isabs(p) else os.path.join(cfg.base_dir, p)
+                                   for ic in cfg.input for p in ic.paths], cfg.config_path)
+    jobs, inputs, dups = [], [], 0
     for ic in cfg.input:
-        _, files = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)
+        found = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)
+        outputs.check_files_outside(out, [f.path for f in found.files])
+        dups += found.duplicates
         opts = read_options(ic, cfg.limits.batch_rows)
-        for p in plan_parts(files, ic.format, int(ic.split_mb * 2**20)):
-            jobs.append(Job(Part(len(jobs), p.file, p.start, p.end, p.first_line), opts))
-        inputs += [{"source": ic.source, "path": f.rel, "size": f.size, "sha256": f.sha256} for f in files]
+        for p in plan_parts(found.files, ic.format, int(ic.split_mb * 2**20)):
+            jobs.append(Job(Part(len(jobs), p.file, p.start, p.end, p.first_line, p.sha256), opts))
+        inputs += [{"source": ic.source, "path": f.rel, "size": f.size, "sha256": f.sha256} for f in found.files]
     rule_hashes = {}
     for s in stages:
         for f in s.files():
             rule_hashes[f"{s.name}:{os.path.basename(f)}"] = sha256_file(f)
-    return Plan(cfg, stages, output_schemas(stages, DOC_SCHEMA), jobs, inputs, rule_hashes, cfg.output_dir())
+    return Plan(cfg, stages, output_schemas(stages, DOC_SCHEMA), jobs, inputs, rule_hashes, out,
+                {"duplicate_input_path": dups} if dups else {}, kind)
 
 
 def resolved_config(cfg: Config) -> dict:
@@ -123,29 +131,23 @@ def part_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
-def prepare_output(plan: Plan, resume: bool, overwrite: bool) -> set[int]:
-    """Creates or validates OUT; returns the indices of parts already committed."""
+def prepare_output(plan: Plan, resume: bool) -> set[int]:
+    """Inside outputs.claim (OUT is ours and locked): validates a resumed OUT, writes its state, returns
+    the indices of parts already committed."""
     out = plan.out
     state_path = os.path.join(out, "_state.json")
     key = resume_key(plan)
-    sweep_trash(out)
-    if os.path.exists(out) and os.listdir(out):
-        if overwrite:
-            remove_output(out)
-        elif not resume:
-            raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
-        elif not os.path.exists(state_path):
-            if not _only_temp_files(out):
-                raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
-            shutil.rmtree(out)  # a run killed before it wrote its state: nothing to keep
-        else:
-            with open(state_path, encoding="utf-8") as f:
-                old = json.load(f)
-            changed = [k for k in key if old.get(k) != key[k]]
-            if changed:
-                raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
-                                       "rerun without --resume into a new output (or --overwrite)")
-    _makedir(out)
+    if resume and not os.path.exists(state_path):
+        if not _only_temp_files(out):
+            raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
+        outputs.empty(out)  # a run killed before it wrote its state: nothing to keep
+    elif resume:
+        with open(state_path, encoding="utf-8") as f:
+            old = json.load(f)
+        changed = [k for k in key if old.get(k) != key[k]]
+        if changed:
+            raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
+                                   "rerun without --resume into a new output (or --overwrite)")
     write_json(state_path, key)  # before anything else lands in OUT, so a resumable OUT always has its state
     for d in (*OUTPUT_DIRS, "_parts"):
         _makedir(os.path.join(out, d))
@@ -160,8 +162,9 @@ def _makedir(path: str) -> None:
 
 
 def _only_temp_files(out: str) -> bool:
-    """Whether OUT holds nothing but empty folders and corpusforge temp files."""
-    return all(name.startswith(TMP_MARK) for _, _, files in os.walk(out) for name in files)
+    """Whether OUT holds nothing but empty folders, its marker and lock, and corpusforge temp files."""
+    ours = (outputs.MARKER, outputs.LOCK)
+    return all(name.startswith(TMP_MARK) or (root == out and name in ours) for root, _, files in os.walk(out) for name in files)
 
 
 def _clean_uncommitted(out: str, nparts: int) -> set[int]:
@@ -189,7 +192,7 @@ def _clean_uncommitted(out: str, nparts: int) -> set[int]:
             if f"{d}/{name}" not in listed:
                 os.unlink(os.path.join(out, d, name))
     for name in os.listdir(out):
-        if name.startswith(TMP_MARK):
+        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(out, name)):
             os.unlink(os.path.join(out, name))
     return done
 
@@ -220,7 +223,7 @@ def load_part_records(out: str) -> list[dict]:
 
 def aggregate(plan: Plan, recs: list[dict]) -> dict:
     ingest = ledger.new_counts()
-    ingest["fixes"] = Counter()
+    ingest["fixes"] = Counter(plan.fixes)
     stages = {s.name: ledger.new_counts() for s in plan.stages}
     for r in recs:
         ledger.merge(ingest, ledger.from_json(r["counts"][INGEST]))

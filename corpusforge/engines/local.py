@@ -33,6 +33,7 @@ from tqdm import tqdm
 from corpusforge import faults, ledger, procs
 from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimitives
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import outputs
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import TMP_MARK, ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
@@ -300,7 +301,13 @@ def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = Fa
     stage_seconds: dict = {}  # for run_info.json (Beam part tasks report no stage timings)
     execute = functools.partial(execute or _execute, timings=stage_seconds)
     started = time.time()
-    done = prepare_output(plan, resume, overwrite)
+    with outputs.claim(plan.out, plan.kind, overwrite=overwrite, resume=resume) as resuming:
+        return _run(plan, workers, prepare_output(plan, resuming), progress, engine, execute, backend, started,
+                    stage_seconds)
+
+
+def _run(plan: Plan, workers: int, done: set[int], progress, engine: str, execute, backend, started: float,
+         stage_seconds: dict) -> dict:
     phs = phases(plan)
     bar = tqdm(total=len(plan.jobs), initial=len(done), unit="part", disable=progress is False if progress is not None else None,
                dynamic_ncols=True, desc=f"corpusforge {plan.config.run.name}")

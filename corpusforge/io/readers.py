@@ -4,23 +4,21 @@ strict per line, and every unreadable record is quarantined with file, line, byt
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import re
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import html_extract
-from corpusforge.io.inputs import Part, codec_from_extension, sniff_codec
+from corpusforge.io.inputs import Part
+from corpusforge.io.streams import FileLevelError, iter_lines, read_whole, verify_bytes
 from corpusforge.schema import DOC_SCHEMA, INGEST, QUARANTINE_SCHEMA, doc_id
 
 PROVENANCE_KEYS = ("_cf_file", "_cf_line", "_cf_offset")
@@ -51,14 +49,6 @@ class ReadStats:
     quarantined: Counter = field(default_factory=Counter)
     fixes: Counter = field(default_factory=Counter)
     hints: list = field(default_factory=list)
-
-
-class _FileLevelError(Exception):
-    """The whole input file is unusable (truncated or corrupt stream, bomb, unknown encoding)."""
-
-    def __init__(self, reason: str, detail: str, offset: int | None = None, line: int | None = None):
-        super().__init__(detail)
-        self.reason, self.detail, self.offset, self.line = reason, detail, offset, line
 
 
 class _RecordError(Exception):
@@ -146,121 +136,6 @@ class _Output:
 
 def quarantine_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA)
-
-
-# ---------------------------------------------------------------- byte streams
-
-
-class _CountingRaw:
-    """Wraps the raw file so the bomb guard can compare compressed and decompressed byte counts."""
-
-    def __init__(self, fh):
-        self.fh, self.n = fh, 0
-
-    def read(self, n=-1):
-        b = self.fh.read(n)
-        self.n += len(b)
-        return b
-
-    def readable(self):
-        return True
-
-    def close(self):
-        pass
-
-
-def _open_stream(part: Part, opts: ReadOptions, out: _Output):
-    fh = open(part.file.path, "rb")
-    head = fh.read(512)
-    codec = sniff_codec(head)
-    if codec in ("zip", "tar", "unsupported"):
-        fh.close()
-        raise CorpusforgeError(
-            "unsupported_container",
-            f"{part.file.rel}: {codec} archives/codecs are not read (nothing is extracted); "
-            "unpack to .jsonl/.jsonl.gz/.jsonl.zst first",
-        )
-    if codec != codec_from_extension(part.file.rel):
-        out.stats.fixes["extension_mismatch"] += 1
-    fh.seek(part.start)
-    raw = _CountingRaw(fh)
-    if codec == "gzip":
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")  # reads every member of a concatenated gzip
-    elif codec == "zstd":
-        stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
-    else:
-        stream = raw
-    return fh, raw, stream, codec
-
-
-def _iter_lines(part: Part, opts: ReadOptions, out: _Output) -> Iterator[tuple[int, int, bytes | None, int, bool]]:
-    """Yields (line_no, byte_offset, line_bytes or None if too large, size, newline_terminated)."""
-    fh, raw, stream, codec = _open_stream(part, opts, out)
-    limit = None if part.end is None else part.end - part.start
-    line_no, offset = part.first_line, part.start if codec == "plain" else 0
-    buf = bytearray()
-    skipping = 0  # bytes of an over-long line being skipped without buffering
-    total = 0
-    try:
-        while True:
-            want = 1 << 22 if limit is None else min(1 << 22, limit - total)
-            if want <= 0:
-                break
-            try:
-                # read1: a truncated stream must not take the already-decoded prefix down with it
-                chunk = stream.read(want) if codec == "plain" else stream.read1(min(want, 1 << 18))
-            except EOFError as e:
-                raise _FileLevelError("truncated_input", f"compressed stream ended early: {e}", total, line_no - 1)
-            except (gzip.BadGzipFile, zlib.error, zstandard.ZstdError, OSError) as e:
-                raise _FileLevelError("corrupt_compression", f"{type(e).__name__}: {e}", total, line_no - 1)
-            if not chunk:
-                if codec == "zstd" and raw.n < part.file.size - part.start:
-                    raise _FileLevelError("truncated_input", "zstd stream ended early", total, line_no - 1)
-                break
-            total += len(chunk)
-            if codec != "plain" and total > 64 << 20 and (
-                total > opts.max_decompressed_bytes or total > opts.max_ratio * max(raw.n, 1)
-            ):
-                raise _FileLevelError(
-                    "decompression_limit",
-                    f"decompressed {total} bytes from {raw.n} (limits: {opts.max_decompressed_bytes} bytes, "
-                    f"ratio {opts.max_ratio})",
-                    total,
-                )
-            start = 0
-            while True:
-                nl = chunk.find(b"\n", start)
-                if nl < 0:
-                    rest = len(chunk) - start
-                    if skipping:
-                        skipping += rest
-                    elif len(buf) + rest > opts.max_record_bytes:
-                        skipping = len(buf) + rest
-                        buf.clear()
-                    else:
-                        buf += chunk[start:]
-                    break
-                if skipping:
-                    size = skipping + nl - start
-                    yield line_no, offset, None, size, True
-                    skipping = 0
-                elif buf:
-                    buf += chunk[start:nl]
-                    size = len(buf)
-                    yield line_no, offset, bytes(buf) if size <= opts.max_record_bytes else None, size, True
-                    buf.clear()
-                else:
-                    size = nl - start
-                    yield line_no, offset, (chunk[start:nl] if size <= opts.max_record_bytes else None), size, True
-                offset += size + 1
-                line_no += 1
-                start = nl + 1
-        if skipping:
-            yield line_no, offset, None, skipping, False
-        elif buf:
-            yield line_no, offset, bytes(buf), len(buf), False
-    finally:
-        fh.close()
 
 
 # ---------------------------------------------------------------- encodings
@@ -369,11 +244,11 @@ def read_jsonl(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.Recor
     invalid_lines: list[bytes] = []
     last_good_line = part.first_line - 1
     try:
-        for line_no, offset, raw, size, terminated in _iter_lines(part, opts, out):
+        for line_no, offset, raw, size, terminated in iter_lines(part, opts, out.stats.fixes):
             if encoding == "auto":
                 encoding = _detect_encoding(raw[:1 << 20] if raw else b"") or ""
                 if not encoding:
-                    raise _FileLevelError("encoding_uncertain", "no encoding among utf-8/gb18030/big5 validated", 0, 0)
+                    raise FileLevelError("encoding_uncertain", "no encoding among utf-8/gb18030/big5 validated", 0, 0)
                 out.stats.fixes[f"encoding_{encoding}"] += 1
             if raw is None:
                 out.quarantine_row(line_no, offset, "record_too_large", f"{size} bytes > max_record_bytes", None)
@@ -396,7 +271,7 @@ def read_jsonl(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.Recor
                 out.quarantine_row(line_no, offset, reason, e.detail, raw)
             if out.full():
                 yield out.take_batch()
-    except _FileLevelError as e:
+    except FileLevelError as e:
         if opts.salvage_truncated and e.reason == "truncated_input":
             out.stats.fixes["salvaged_prefix_lines"] += last_good_line - part.first_line + 1
         else:
@@ -427,8 +302,11 @@ def read_jsonl(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.Recor
 
 
 def read_parquet(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
+    with open(part.file.path, "rb") as f:
+        data = f.read()  # whole: what is parsed is exactly what is hashed (a Parquet footer is read first)
+    verify_bytes(part, data)
     try:
-        pf = pq.ParquetFile(part.file.path)
+        pf = pq.ParquetFile(pa.BufferReader(data))
         if opts.text_field not in pf.schema_arrow.names:
             raise CorpusforgeError(
                 "missing_text",
@@ -450,9 +328,8 @@ def read_parquet(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.Rec
 
 
 def read_txt(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
-    with open(part.file.path, "rb") as f:
-        raw = f.read(opts.max_record_bytes + 1)
-    if len(raw) > opts.max_record_bytes:
+    raw = read_whole(part, opts.max_record_bytes)
+    if raw is None:
         out.quarantine_row(1, 0, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
         return
     enc = opts.encoding if opts.encoding != "auto" else (_detect_encoding(raw[:1 << 20]) or "utf-8")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -46,25 +45,6 @@ def atomic_file(final: str, mode: str = "wb"):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def trash_path(out: str) -> str:
-    out = os.path.abspath(out)
-    return os.path.join(os.path.dirname(out), f"{TMP_MARK}trash-{os.path.basename(out)}")
-
-
-def remove_output(out: str) -> None:
-    """Deletes an output folder so that a kill at any moment leaves the whole old folder or none of it:
-    rename it aside (atomic), then delete; the next run sweeps a half-deleted leftover (sweep_trash)."""
-    trash = trash_path(out)
-    os.rename(out, trash)
-    shutil.rmtree(trash)
-
-
-def sweep_trash(out: str) -> None:
-    trash = trash_path(out)
-    if os.path.exists(trash):
-        shutil.rmtree(trash)
 
 
 def write_error(path: str, e: OSError) -> CorpusforgeError:

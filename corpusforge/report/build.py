@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io.outputs import replace_file_check
 from corpusforge.io.writers import atomic_file
 from corpusforge.report import data, extras, human_eval, render
 from corpusforge.report.highlight import Highlighter
@@ -48,6 +49,7 @@ def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: l
     for d in run_dirs:
         if not os.path.isdir(d):
             raise CorpusforgeError("not_a_run", f"{d}: not a directory")
+    replace_file_check(out, (render.GENERATOR.encode(),), "report")
     reports = [RunReport(d, shards[i] if i < len(shards) else None, samples, eval_samples) for i, d in enumerate(run_dirs)]
     extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval)
     html_text = page(reports, extra)

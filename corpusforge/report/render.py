@@ -39,6 +39,10 @@ class Safe(str):
     """Markup we built ourselves (never data)."""
 
 
+# What `corpusforge report --out F` looks for before replacing an existing F (outputs.replace_file_check).
+GENERATOR = '<meta name="generator" content="corpusforge report">'
+
+
 def e(v) -> str:
     return v if isinstance(v, Safe) else html.escape("" if v is None else str(v), quote=True)
 
@@ -91,7 +95,7 @@ def render_runs(runs: list[dict], extra: dict, highlighters: list) -> str:
     nav = ['<a href="#overview">overview</a>'] + [f'<a href="#run-{i}">{e(r["name"])}</a>' for i, r in enumerate(runs)]
     if extra.get("train") or extra.get("quality_eval"):
         nav.append('<a href="#training">training &amp; PPL</a>')
-    parts = [f'<!doctype html><html lang="zh"><head><meta charset="utf-8">'
+    parts = [f'<!doctype html><html lang="zh"><head><meta charset="utf-8">{GENERATOR}'
              f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">'
              f'<meta name="referrer" content="no-referrer"><title>corpusforge report</title><style>{STYLE}</style></head><body>',
              f'<nav>{"".join(nav)}</nav><h1>corpusforge quality report</h1>', _overview(runs)]

@@ -16,6 +16,7 @@ def _cmd_tokenizer_train(args) -> int:
         raise CorpusforgeError("bad_argument", f"--vocab-size {args.vocab_size}: need at least 300 (256 bytes + specials + merges)")
     if not 0 <= args.holdout < 1:
         raise CorpusforgeError("bad_argument", f"--holdout {args.holdout}: must be in [0, 1)")
+    T.check_replace(args.out)  # before the (long) training, not after it
     held: list[str] = []
     trained = [0]
 

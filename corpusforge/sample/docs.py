@@ -71,7 +71,7 @@ def _tasks(path: str, base_dir: str, text_field: str, batch_rows: int, batch_byt
     for m in matches:
         by_fmt.setdefault(_format_of(m), []).append(m)
     for fmt, files in sorted(by_fmt.items()):
-        _, infiles = expand_inputs(files, base_dir, None, fmt)
+        infiles = expand_inputs(files, base_dir, None, fmt).files
         opts = ReadOptions(format=fmt, text_field=text_field, batch_rows=batch_rows, batch_bytes=batch_bytes)
         tasks += [Task(part=p, opts=opts) for p in plan_parts(infiles, fmt, 32 << 20)]
     return tasks

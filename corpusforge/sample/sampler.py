@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from corpusforge import procs
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io.writers import ParquetSink, atomic_file, remove_output, sweep_trash, write_json
+from corpusforge.io import outputs
+from corpusforge.io.writers import ParquetSink, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.sample import shards as S
 from corpusforge.sample.docs import Task, read_task, tasks_for
@@ -249,18 +250,6 @@ def _write_shards(docs, d: str, vocab: int, shard_tokens: int) -> list[dict]:
 # ------------------------------------------------------------------ driver
 
 
-def prepare_dir(out: str, overwrite: bool) -> None:
-    sweep_trash(out)
-    if os.path.exists(out) and os.listdir(out):
-        if not overwrite:
-            raise CorpusforgeError("output_exists", f"{out}: exists and is not empty (use --overwrite)")
-        if not os.path.exists(os.path.join(out, S.MANIFEST)) and not os.path.exists(os.path.join(out, WORK)):
-            # Never delete a directory this command did not write.
-            raise CorpusforgeError("output_exists", f"{out}: not a shard directory; refusing to overwrite it")
-        remove_output(out)
-    os.makedirs(out, exist_ok=True)
-
-
 # A fresh `corpusforge sample` process after loading (interpreter, pyarrow, tokenizer: ~92 MB measured),
 # and what it needs beyond that and its sized buffers: the tokenizer's and Arrow's working memory and one
 # reader batch (bench/bench_sample_memory.py measures the total against the budget). Constants, not the
@@ -301,93 +290,94 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                                                            int(max(1 << 16, min(16 << 20, budget_bytes // 16))),
                                                            mix.sources[n].source)]
                  for n in names]
-    prepare_dir(out, overwrite)
-    work = os.path.join(out, WORK)
-    os.makedirs(os.path.join(work, "tok"))
-    shutil.copyfile(tok_path, os.path.join(work, S.TOKENIZER))
-    tok_sha = sha256_file(os.path.join(work, S.TOKENIZER))
-    params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha,
-                            encode_chars=int(max(4096, min(1 << 20, budget_bytes // 128))),
-                            bpe_cache=int(min(10_000, budget_bytes // 8192)))
-    jobs = [(si, t, os.path.join(work, "tok", f"s{si:03d}-t{ti:05d}.parquet"), batch_rows)
-            for si, ts in enumerate(src_tasks) for ti, t in enumerate(ts)]
-    results = _tokenize_all(jobs, params, workers, progress)
+    outputs.check_no_overlap(out, [mix.resolve(p) for n in names for p in mix.sources[n].path] + [tok_path])
+    with outputs.claim(out, "sample", overwrite=overwrite):  # only an earlier shard directory is ever emptied
+        work = os.path.join(out, WORK)
+        os.makedirs(os.path.join(work, "tok"))
+        shutil.copyfile(tok_path, os.path.join(work, S.TOKENIZER))
+        tok_sha = sha256_file(os.path.join(work, S.TOKENIZER))
+        params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha,
+                                encode_chars=int(max(4096, min(1 << 20, budget_bytes // 128))),
+                                bpe_cache=int(min(10_000, budget_bytes // 8192)))
+        jobs = [(si, t, os.path.join(work, "tok", f"s{si:03d}-t{ti:05d}.parquet"), batch_rows)
+                for si, ts in enumerate(src_tasks) for ti, t in enumerate(ts)]
+        results = _tokenize_all(jobs, params, workers, progress)
 
-    quarantine = [q for r in results for q in r["quarantine"]]
-    spills = {n: [r["spill"] for r in results if r["source"] == si] for si, n in enumerate(names)}
-    available = {n: sum(r["tokens"] for r in results if r["source"] == si) for si, n in enumerate(names)}
-    want, req_epochs, budget = targets(mix, available, where)
+        quarantine = [q for r in results for q in r["quarantine"]]
+        spills = {n: [r["spill"] for r in results if r["source"] == si] for si, n in enumerate(names)}
+        available = {n: sum(r["tokens"] for r in results if r["source"] == si) for si, n in enumerate(names)}
+        want, req_epochs, budget = targets(mix, available, where)
 
-    # Plan: copies per document, from (seed, source, id) only; hashed into plan_sha256.
-    plan_h = hashlib.sha256()
-    reps: dict[str, np.ndarray] = {}
-    for n in names:
-        ids, sizes = [], []
-        for b in _read_cols(spills[n], ["id", "n"]):
-            ids += b.column("id").to_pylist()
-            sizes.append(b.column("n").to_numpy())
-        sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
-        keys = np.array([_key(mix.seed, n, i) for i in ids], np.uint64)
-        reps[n] = select(keys, sizes, want[n])
-        plan_h.update(json.dumps([n, ids, reps[n].tolist()], ensure_ascii=False).encode())
-        del ids, keys
+        # Plan: copies per document, from (seed, source, id) only; hashed into plan_sha256.
+        plan_h = hashlib.sha256()
+        reps: dict[str, np.ndarray] = {}
+        for n in names:
+            ids, sizes = [], []
+            for b in _read_cols(spills[n], ["id", "n"]):
+                ids += b.column("id").to_pylist()
+                sizes.append(b.column("n").to_numpy())
+            sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
+            keys = np.array([_key(mix.seed, n, i) for i in ids], np.uint64)
+            reps[n] = select(keys, sizes, want[n])
+            plan_h.update(json.dumps([n, ids, reps[n].tolist()], ensure_ascii=False).encode())
+            del ids, keys
 
-    dtype = S.token_dtype(vocab)
-    drawn_bytes = sum(int((reps[n].astype(np.int64) * sizes_of).sum()) for n, sizes_of in
-                      ((n, _sizes(spills[n])) for n in names)) * dtype.itemsize
-    nbits = max(0, math.ceil(math.log2(max(1, drawn_bytes / (budget_bytes / 4)))))
-    buckets = _Buckets(os.path.join(work, "buckets"), nbits, dtype, budget_bytes // 8)
-    drawn = Counter()
-    docs_drawn = Counter()
-    for si, n in enumerate(names):
-        row = 0
-        for b in _read_cols(spills[n], ["id", TOKENS]):
-            ids = b.column("id").to_pylist()
-            col = b.column(TOKENS)
-            offs = col.offsets.to_numpy()
-            flat = col.values.to_numpy()
-            for j, doc in enumerate(ids):
-                r = int(reps[n][row])
-                row += 1
-                if not r:
-                    continue
-                toks = flat[offs[j]:offs[j + 1]]
-                for k in range(r):
-                    buckets.add(_key(mix.seed, "shuffle", n, doc, k), toks)
-                drawn[n] += r * len(toks)
-                docs_drawn[n] += r
-    buckets.flush()
-    entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)
+        dtype = S.token_dtype(vocab)
+        drawn_bytes = sum(int((reps[n].astype(np.int64) * sizes_of).sum()) for n, sizes_of in
+                          ((n, _sizes(spills[n])) for n in names)) * dtype.itemsize
+        nbits = max(0, math.ceil(math.log2(max(1, drawn_bytes / (budget_bytes / 4)))))
+        buckets = _Buckets(os.path.join(work, "buckets"), nbits, dtype, budget_bytes // 8)
+        drawn = Counter()
+        docs_drawn = Counter()
+        for si, n in enumerate(names):
+            row = 0
+            for b in _read_cols(spills[n], ["id", TOKENS]):
+                ids = b.column("id").to_pylist()
+                col = b.column(TOKENS)
+                offs = col.offsets.to_numpy()
+                flat = col.values.to_numpy()
+                for j, doc in enumerate(ids):
+                    r = int(reps[n][row])
+                    row += 1
+                    if not r:
+                        continue
+                    toks = flat[offs[j]:offs[j + 1]]
+                    for k in range(r):
+                        buckets.add(_key(mix.seed, "shuffle", n, doc, k), toks)
+                    drawn[n] += r * len(toks)
+                    docs_drawn[n] += r
+        buckets.flush()
+        entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)
 
-    total = sum(drawn.values())
-    sources = {}
-    for si, n in enumerate(names):
-        sources[n] = {"requested_share": want[n] / budget, "achieved_share": drawn[n] / total if total else 0.0,
-                      "requested_epochs": req_epochs[n], "achieved_epochs": drawn[n] / available[n],
-                      "tokens_available": available[n], "tokens_target": want[n], "tokens_drawn": drawn[n],
-                      "docs_available": sum(r["docs"] for r in results if r["source"] == si),
-                      "docs_drawn": docs_drawn[n],
-                      "chars_available": sum(r["chars"] for r in results if r["source"] == si)}
-    q_counts = Counter(q["reason"] for q in quarantine)
-    if quarantine:
-        sink = ParquetSink(os.path.join(out, QUARANTINE), QUARANTINE_SCHEMA)
-        sink.write(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
-        sink.commit()
-    with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
-        shutil.copyfileobj(src, f)
-    resolved = mix.model_dump(mode="json")
-    resolved["tokenizer"] = os.path.abspath(tok_path)
-    resolved["total_tokens"] = budget
-    for n, s in resolved["sources"].items():
-        s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
-    manifest = {"format": S.FORMAT, "tokenizer": {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab},
-                "seq_len": mix.seq_len, "seed": mix.seed, "mix": resolved, "plan_sha256": plan_h.hexdigest(),
-                "eod_id": eod, "dtype": dtype.name, "shards": entries, "sources": sources,
-                "quarantined": dict(sorted(q_counts.items())), "tokens": total,
-                "docs": sum(e["docs"] for e in entries)}
-    shutil.rmtree(work)
-    write_json(os.path.join(out, S.MANIFEST), manifest)  # last: its presence means the directory is complete
-    return manifest
+        total = sum(drawn.values())
+        sources = {}
+        for si, n in enumerate(names):
+            sources[n] = {"requested_share": want[n] / budget, "achieved_share": drawn[n] / total if total else 0.0,
+                          "requested_epochs": req_epochs[n], "achieved_epochs": drawn[n] / available[n],
+                          "tokens_available": available[n], "tokens_target": want[n], "tokens_drawn": drawn[n],
+                          "docs_available": sum(r["docs"] for r in results if r["source"] == si),
+                          "docs_drawn": docs_drawn[n],
+                          "chars_available": sum(r["chars"] for r in results if r["source"] == si)}
+        q_counts = Counter(q["reason"] for q in quarantine)
+        if quarantine:
+            sink = ParquetSink(os.path.join(out, QUARANTINE), QUARANTINE_SCHEMA)
+            sink.write(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
+            sink.commit()
+        with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
+            shutil.copyfileobj(src, f)
+        resolved = mix.model_dump(mode="json")
+        resolved["tokenizer"] = os.path.abspath(tok_path)
+        resolved["total_tokens"] = budget
+        for n, s in resolved["sources"].items():
+            s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
+        manifest = {"format": S.FORMAT, "tokenizer": {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab},
+                    "seq_len": mix.seq_len, "seed": mix.seed, "mix": resolved, "plan_sha256": plan_h.hexdigest(),
+                    "eod_id": eod, "dtype": dtype.name, "shards": entries, "sources": sources,
+                    "quarantined": dict(sorted(q_counts.items())), "tokens": total,
+                    "docs": sum(e["docs"] for e in entries)}
+        shutil.rmtree(work)
+        write_json(os.path.join(out, S.MANIFEST), manifest)  # last: its presence means the directory is complete
+        return manifest
 
 
 def _sizes(spills: list[str]) -> np.ndarray:

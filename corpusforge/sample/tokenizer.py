@@ -41,6 +41,13 @@ def held_out(doc_id: str, fraction: float) -> bool:
     return h < fraction * 2**64
 
 
+def check_replace(out: str) -> None:
+    """An existing --out is replaced only if it is a corpusforge tokenizer (byte-level BPE with our specials)."""
+    from corpusforge.io.outputs import replace_file_check
+
+    replace_file_check(out, (f'"{EOD}"'.encode(), f'"{PAD}"'.encode(), b'"ByteLevel"'), "tokenizer")
+
+
 def train(texts: Iterable[str], vocab_size: int, out: str, min_frequency: int = 2) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -55,6 +62,7 @@ def train(texts: Iterable[str], vocab_size: int, out: str, min_frequency: int = 
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     data = tok.to_str(pretty=True).encode("utf-8")
+    check_replace(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with atomic_file(out) as f:
         f.write(data)

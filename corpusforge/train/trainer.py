@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io.writers import atomic_file, write_json
+from corpusforge.io import outputs
+from corpusforge.io.writers import TMP_MARK, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.train import require_torch
 
@@ -76,6 +77,16 @@ def _read_log(path: str, upto: int) -> list[str]:
 
 
 def train(a: TrainArgs) -> dict:
+    """Holds OUT (marked as a train output, locked) for the run; --overwrite empties an earlier one,
+    leftovers of a killed checkpoint write included."""
+    if a.steps < 1 or a.batch_size < 1:
+        raise CorpusforgeError("bad_config", "--steps and --batch-size must be >= 1")
+    outputs.check_no_overlap(a.out, [a.data])
+    with outputs.claim(a.out, "train", overwrite=a.overwrite, resume=a.resume):
+        return _train(a)
+
+
+def _train(a: TrainArgs) -> dict:
     torch = require_torch()
     from tqdm import tqdm
 
@@ -83,15 +94,13 @@ def train(a: TrainArgs) -> dict:
     from corpusforge.train.data import ShardData
     from corpusforge.train.model import PanguAlpha, get_config, param_count
 
-    if a.steps < 1 or a.batch_size < 1:
-        raise CorpusforgeError("bad_config", "--steps and --batch-size must be >= 1")
     a.warmup = min(200, max(1, a.steps // 10)) if a.warmup is None else a.warmup
     a.checkpoint_every = a.checkpoint_every or a.eval_every
     device = pick_device(a.device)
-    os.makedirs(a.out, exist_ok=True)
     ckpt_path, log_path = os.path.join(a.out, "checkpoint.pt"), os.path.join(a.out, "log.jsonl")
-    if not a.resume and not a.overwrite and (os.path.exists(ckpt_path) or os.path.exists(log_path)):
-        raise CorpusforgeError("output_exists", f"{a.out} holds a run; pass --resume to continue it or --overwrite")
+    for name in os.listdir(a.out):  # temp files of a killed write (OUT is ours and locked)
+        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(a.out, name)):
+            os.unlink(os.path.join(a.out, name))
 
     from corpusforge.sample.shards import load_manifest
 

@@ -271,7 +271,7 @@ def test_40_output_names_never_come_from_metadata(tmp_path, web):
                  stages=[{"use": "text_sanity", "with": {"min_chars": 200}}])
     assert sorted(p.name for p in tmp_path.parent.iterdir()) == before
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert all(f in ("manifest.json", "run_info.json", "_state.json") or f.split("/")[-1].startswith("part-") for f in files), files
+    assert all(f in ("manifest.json", "run_info.json", "_state.json", ".corpusforge-output") or f.split("/")[-1].startswith("part-") for f in files), files
     kept, rej = table(out, "kept"), table(out, "rejects")
     got = sorted((kept.column("source").to_pylist() if kept else []) + (rej.column("source").to_pylist() if rej else []))
     assert got == sorted(hostile)

@@ -123,20 +123,36 @@ def test_resume_with_changed_config_is_refused(tmp_path, corpus, capsys):
     assert r.returncode == 0, r.stderr
 
 
+def _kill_mid_overwrite(out, moved):
+    """What a SIGKILL during --overwrite leaves: `moved` entries (the state last) in a marked trash folder
+    inside OUT, and the lock file of the killed process."""
+    trash = out / ".tmp-trash-0123456789ab"
+    trash.mkdir()
+    (trash / ".corpusforge-output").write_text('{"corpusforge_output": "trash"}')
+    for n in moved:
+        os.rename(out / n, trash / n)
+    (out / ".corpusforge-lock").write_text('{"host": "h", "pid": 1, "started": "2026-01-01T00:00:00Z"}')
+    return trash
+
+
 def test_resume_of_an_output_killed_before_its_state_starts_fresh(tmp_path, corpus):
-    # what a SIGKILL during --overwrite or the first moments of a run leaves behind
     cfg = config(tmp_path, corpus)
+    out = tmp_path / "out"
     assert cli(cfg).returncode == 0
-    reference = tree_digest(tmp_path / "out")
-    os.rename(tmp_path / "out", tmp_path / ".tmp-trash-out")  # --overwrite killed while deleting the old output
-    (tmp_path / "out" / "kept").mkdir(parents=True)
-    (tmp_path / "out" / ".tmp-123-_state.json").write_text("{")  # killed while writing the state
+    reference = tree_digest(out)
+    # killed after every old entry moved: no state, only the marker and temp files are left
+    trash = _kill_mid_overwrite(out, sorted(n for n in os.listdir(out) if not n.startswith(".")))
+    (out / ".tmp-123-_state.json").write_text("{")  # and the new run killed while writing its state
     r = cli(cfg, "--resume")
-    assert r.returncode == 0, r.stderr
-    assert tree_digest(tmp_path / "out") == reference and not (tmp_path / ".tmp-trash-out").exists()
-    (tmp_path / "out" / "_state.json").unlink()  # a real file without state is not ours to delete
+    assert r.returncode == 0 and "took over a stale lock" in r.stderr, r.stderr
+    assert tree_digest(out) == reference and not trash.exists() and not (out / ".corpusforge-lock").exists()
+    # killed before the state moved: the old run resumes and ends byte-identical
+    trash = _kill_mid_overwrite(out, ["_parts", "kept"])
+    assert cli(cfg, "--resume").returncode == 0
+    assert tree_digest(out) == reference and not trash.exists()
+    (out / "_state.json").unlink()  # a real file without state is not ours to delete
     r = cli(cfg, "--resume")
-    assert r.returncode == 2 and "resume_mismatch" in r.stderr and (tmp_path / "out" / "manifest.json").exists()
+    assert r.returncode == 2 and "resume_mismatch" in r.stderr and (out / "manifest.json").exists()
 
 
 def test_existing_output_needs_resume_or_overwrite(tmp_path, corpus):

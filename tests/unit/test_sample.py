@@ -184,18 +184,22 @@ def test_workers_and_memory_budget_do_not_change_bytes(weighted, tmp_path):
     assert tree_digest(tmp_path / "tiny") == ref
 
 
-def test_overwrite_replaces_shards_and_sweeps_a_half_deleted_earlier_output(weighted, tmp_path, capsys):
+def test_overwrite_replaces_shards_and_sweeps_only_its_own_trash(weighted, tmp_path, capsys):
     mix, a = weighted
     out = tmp_path / "s"
     shutil.copytree(a, out)
     (out / "stale.bin").write_bytes(b"x")
-    (tmp_path / ".tmp-trash-s" / "shards").mkdir(parents=True)  # an --overwrite killed while deleting
+    (out / ".tmp-trash-0123456789ab" / "shards").mkdir(parents=True)  # an --overwrite killed while deleting
+    (out / ".tmp-trash-0123456789ab" / ".corpusforge-output").write_text('{"corpusforge_output": "trash"}')
+    (tmp_path / ".tmp-trash-s").mkdir()  # a sibling of that name is not ours: never touched
+    (tmp_path / ".tmp-trash-s" / "x").write_text("keep")
     assert _sample(mix, out) == 2 and "output_exists" in capsys.readouterr().err
     assert _sample(mix, out, "--overwrite") == 0
-    assert tree_digest(out) == tree_digest(a) and not (tmp_path / ".tmp-trash-s").exists()
+    assert tree_digest(out) == tree_digest(a) and (tmp_path / ".tmp-trash-s" / "x").read_text() == "keep"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")  # never delete a folder the sampler did not write
     assert _sample(mix, tmp_path / "mine", "--overwrite") == 2 and (tmp_path / "mine" / "notes.txt").exists()
+    assert "output_not_ours" in capsys.readouterr().err
 
 
 def test_memory_budget_below_the_process_footprint_is_a_one_line_error(weighted, tmp_path, capsys):

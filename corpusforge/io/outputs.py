@@ -1,0 +1,290 @@
+"""Output ownership: corpusforge empties or replaces only what carries its own marker, never an input,
+and one writer at a time holds an output.
+
+An output folder holds MARKER (`{"corpusforge_output": KIND}`, deterministic, so outputs stay
+byte-identical) from the moment corpusforge creates or first claims it; `--overwrite` empties a folder
+only when it is empty or marked for the same command kind. The writer holds LOCK (an flock on a file
+inside the folder, naming host, pid and start time) for the whole command. `OutputLock` is the seam an
+object store fills with a lease object instead of an flock."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import fnmatch
+import glob
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterable, Protocol
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.writers import TMP_MARK, write_error
+
+MARKER = ".corpusforge-output"
+LOCK = ".corpusforge-lock"
+TRASH = f"{TMP_MARK}trash-"
+KINDS = ("run", "dedup", "sample", "train", "demo", "trash")
+_OURS = (MARKER, LOCK)
+_held_fds: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    """A forked worker must not keep the output locked after its parent dies (kill -9, then --resume)."""
+    for fd in list(_held_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_fds.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+class OutputLock(Protocol):
+    def acquire(self) -> None: ...  # raises CorpusforgeError("output_locked", ...) naming the holder
+
+    def release(self) -> None: ...
+
+
+class FileLock:
+    """Exclusive flock on OUT/LOCK. The holder writes who it is into the file; a second writer gets
+    `output_locked` naming it. flock dies with its holder, so a lock file left by a killed process is
+    taken over with a notice. Released by unlinking first, then unlocking; a waiter that locked the
+    unlinked file sees the inode differ from the path's and retries."""
+
+    def __init__(self, folder: str):
+        self.folder, self.path, self.fd = folder, os.path.join(folder, LOCK), None
+
+    def acquire(self) -> None:
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise write_error(self.path, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise write_error(self.path, e) from None
+                raise CorpusforgeError("output_locked", f"{self.folder} is being written by {holder}; "
+                                       "wait for it to finish (or stop it), then rerun") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder released (unlinked) between our open and flock
+                os.close(fd)
+                continue
+            stale = _read_holder(fd, default="")
+            if stale:
+                print(f"corpusforge: {self.folder}: took over a stale lock ({stale} is gone)", file=sys.stderr)
+            me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me, 0)
+            self.fd = fd
+            _held_fds.add(fd)
+            return
+        raise CorpusforgeError("output_locked", f"{self.folder}: the lock file keeps changing; another writer is busy")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        _held_fds.discard(self.fd)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_holder(fd: int, default: str = "another process") -> str:
+    try:
+        h = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return f"host {h['host']} pid {h['pid']} (started {h['started']})"
+    except (OSError, ValueError, TypeError, KeyError):
+        return default
+
+
+# ------------------------------------------------------------------ ownership
+
+
+def marker_kind(folder: str) -> str | None:
+    try:
+        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
+            kind = json.load(f).get("corpusforge_output")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if kind in KINDS else None
+
+
+def _write_marker(folder: str, kind: str) -> None:
+    from corpusforge.io.writers import write_json
+
+    write_json(os.path.join(folder, MARKER), {"corpusforge_output": kind})
+
+
+def _user_entries(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n not in _OURS)
+
+
+def _describe(folder: str, names: list[str]) -> str:
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{folder} holds {shown}"
+
+
+def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
+    """Refuses before anything is touched; returns whether OUT is already ours (marked for `kind`)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CorpusforgeError("bad_output", f"{out} is a file, not a folder; name an output folder")
+    if not os.path.isdir(out):
+        return False
+    names = _user_entries(out)
+    mine = marker_kind(out)
+    if not names or names == [MARKER]:
+        return False  # empty, or claimed by a command killed before it wrote anything
+    if mine != kind:
+        what = f"a corpusforge {mine} output, not a {kind} output" if mine else "not written by corpusforge"
+        if overwrite or resume:
+            raise CorpusforgeError("output_not_ours", f"{_describe(out, names)}: {what}, so it is left untouched; "
+                                   "pick another output folder (or empty this one yourself)")
+        raise CorpusforgeError("output_exists", f"{_describe(out, names)} ({what}); pick another output folder")
+    if not overwrite and not resume:
+        raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
+    return True
+
+
+@contextmanager
+def claim(out: str, kind: str, overwrite: bool = False, resume: bool = False, lock: OutputLock | None = None):
+    """Holds OUT for one command: refuses a folder that is not ours, takes the lock, marks it, empties it
+    on --overwrite. Yields whether OUT held an earlier output of this kind that was kept (resume)."""
+    out = os.path.abspath(out)
+    _check_owned(out, kind, overwrite, resume)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise write_error(out, e) from None
+    lock = lock or FileLock(out)
+    lock.acquire()
+    try:
+        owned = _check_owned(out, kind, overwrite, resume)  # again: another writer may have finished meanwhile
+        sweep_trash(out)
+        if owned and overwrite:
+            empty(out)
+        if marker_kind(out) != kind:
+            _write_marker(out, kind)
+        yield owned and not overwrite
+    finally:
+        lock.release()
+
+
+def empty(out: str, last: Iterable[str] = ("_state.json",)) -> None:
+    """Moves OUT's entries (all ours) into a marked trash folder inside OUT, then deletes it. The names in
+    `last` move last: a kill at any moment leaves either the old run's state (resumable) or no state."""
+    trash = os.path.join(out, f"{TRASH}{secrets.token_hex(6)}")
+    os.mkdir(trash)
+    _write_marker(trash, "trash")
+    names = [n for n in _user_entries(out) if not n.startswith(TRASH) and n != MARKER]
+    for n in sorted(names, key=lambda n: (n in last, n)):
+        os.rename(os.path.join(out, n), os.path.join(trash, n))
+    _remove_trash(trash)
+
+
+def _remove_trash(trash: str) -> None:
+    for n in os.listdir(trash):
+        if n != MARKER:
+            p = os.path.join(trash, n)
+            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+    if os.path.exists(os.path.join(trash, MARKER)):
+        os.unlink(os.path.join(trash, MARKER))  # last: a half-deleted trash folder keeps its marker
+    os.rmdir(trash)
+
+
+def sweep_trash(out: str) -> None:
+    """Deletes trash folders an earlier, killed --overwrite left inside OUT: only marked or empty ones."""
+    for n in os.listdir(out):
+        p = os.path.join(out, n)
+        if n.startswith(TRASH) and os.path.isdir(p) and not os.path.islink(p):
+            if marker_kind(p) == "trash" or not os.listdir(p):
+                _remove_trash(p)
+
+
+def replace_file_check(path: str, signatures: tuple[bytes, ...], what: str) -> None:
+    """A file output (tokenizer, report) replaces an existing file only if it carries corpusforge's
+    signatures in its first 64 KiB (the report's generator tag; the tokenizer's own special tokens)."""
+    if os.path.isdir(path):
+        raise CorpusforgeError("bad_output", f"{path} is a folder; name the {what} file to write")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        if not all(sig in head for sig in signatures):
+            raise CorpusforgeError("output_not_ours", f"{path} exists and is not a corpusforge {what}, so it is left "
+                                   "untouched; pick another --out")
+
+
+# ------------------------------------------------------------------ overlap of outputs and inputs
+
+
+def _real(p: str) -> str:
+    return os.path.realpath(os.path.abspath(p))
+
+
+def _within(p: str, folder: str) -> bool:
+    return p == folder or p.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _glob_reaches(segments: list[str], rel: list[str]) -> bool:
+    """Whether a glob's segments can match some path strictly below the folder `rel` (both relative to
+    the glob's literal base): `**` spans any number of folders, other segments one name each."""
+    if not rel:
+        return bool(segments)
+    if not segments:
+        return False
+    if segments[0] == "**":
+        return _glob_reaches(segments[1:], rel) or _glob_reaches(segments, rel[1:])
+    return fnmatch.fnmatchcase(rel[0], segments[0]) and _glob_reaches(segments[1:], rel[1:])
+
+
+def check_no_overlap(out: str, inputs: Iterable[str], config: str | None = None) -> None:
+    """Plan time, before anything is touched: OUT must not equal, contain or lie inside an input path,
+    no input glob may reach into OUT, and the config file must not live inside OUT."""
+    o = _real(out)
+    clash = []
+    for pattern in inputs:
+        if not glob.has_magic(pattern):
+            p = _real(pattern)
+            if _within(o, p) and (o == p or os.path.isdir(p)) or _within(p, o):
+                clash.append(pattern)
+            continue
+        parts = os.path.abspath(pattern).split(os.sep)
+        k = next(i for i, s in enumerate(parts) if glob.has_magic(s))
+        base = _real(os.sep.join(parts[:k]) or os.sep)
+        if _within(base, o):
+            clash.append(pattern)
+        elif _within(o, base) and _glob_reaches(parts[k:], os.path.relpath(o, base).split(os.sep)):
+            clash.append(pattern)
+    if clash:
+        raise CorpusforgeError("output_overlaps_input", f"output {out} overlaps input {clash[0]!r}: a run must never "
+                               "write where it reads; pick an output folder outside the inputs")
+    if config and _within(_real(config), o):
+        raise CorpusforgeError("output_overlaps_input", f"output {out} holds the config file {config}; "
+                               "pick an output folder that does not contain it")
+
+
+def check_files_outside(out: str, files: Iterable[str]) -> None:
+    """The resolved input files (after following symlinks) must not lie inside OUT."""
+    o = _real(out)
+    for f in files:
+        if _within(_real(f), o):
+            raise CorpusforgeError("output_overlaps_input", f"input {f} lies inside the output {out}")
