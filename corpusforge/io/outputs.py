@@ -160,8 +160,6 @@ def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
             raise CorpusforgeError("output_not_ours", f"{_describe(out, names)}: {what}, so it is left untouched; "
                                    "pick another output folder (or empty this one yourself)")
         raise CorpusforgeError("output_exists", f"{_describe(out, names)} ({what}); pick another output folder")
-    if not overwrite and not resume:
-        raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
     return True
 
 
@@ -179,6 +177,8 @@ def claim(out: str, kind: str, overwrite: bool = False, resume: bool = False, lo
     lock.acquire()
     try:
         owned = _check_owned(out, kind, overwrite, resume)  # again: another writer may have finished meanwhile
+        if owned and not overwrite and not resume:  # after the lock: a run in progress is output_locked
+            raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
         sweep_trash(out)
         if owned and overwrite:
             empty(out)
