@@ -11,6 +11,16 @@ at kept documents). Cached under bench/_data/ (git-ignored).
     python bench/bench_report.py               # 1,000,000 documents
     python bench/bench_report.py --docs 100000 # quick
 
+`--serve`: `corpusforge report serve` on the same synthetic run against stdlib `http.server` serving
+the same rendered page as a static file, each in its own child process on 127.0.0.1; a burst of
+--requests concurrent GETs of `/` (one client thread each, released together; 30 s client timeout,
+a request that fails or times out counts as not answered and as 30 s in the percentiles). The
+corpusforge server is fresh, so its first burst includes the one render of the page; a second
+burst is served from its cache. The static baseline is run twice: `python -m http.server` as
+shipped (listen backlog 5) and the same stdlib handler with a 512 backlog (what the headline uses).
+
+    python bench/bench_report.py --serve --docs 100000
+
 The last line is the headline ratio."""
 
 from __future__ import annotations
@@ -19,9 +29,15 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +158,114 @@ def _child(code: str) -> tuple[float, float, str]:
     return time.perf_counter() - t, int(kb) / 1024, "\n".join(out)
 
 
+CLIENT_TIMEOUT = 30.0  # the issue's client timeout
+STATIC_BACKLOG = """
+import functools, http.server, sys
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+srv = S(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
+print("Serving HTTP on 127.0.0.1 port", srv.server_address[1], flush=True)
+srv.serve_forever()
+"""
+
+
+def _start(cmd: list[str], pattern: str, stderr) -> tuple[subprocess.Popen, int]:
+    p = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=stderr, text=True)
+    line = p.stdout.readline()
+    m = re.search(pattern, line)
+    if not m:
+        p.kill()
+        raise SystemExit(f"server did not start: {cmd}: {line!r}")
+    return p, int(m.group(1))
+
+
+def _burst(url: str, n: int) -> tuple[list[float], int, set[bytes]]:
+    """n concurrent GETs released together: (latencies in s, answered count, distinct bodies)."""
+    gate = threading.Barrier(n)
+
+    def one(_):
+        gate.wait()
+        t = time.perf_counter()
+        try:
+            with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as r:
+                body = r.read()
+                ok = r.status == 200
+        except Exception:  # noqa: BLE001 - a refused, reset or timed-out request is "not answered"
+            return CLIENT_TIMEOUT, False, None
+        dt = time.perf_counter() - t
+        return (dt, True, body) if ok and dt <= CLIENT_TIMEOUT else (CLIENT_TIMEOUT, False, None)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        res = list(pool.map(one, range(n)))
+    return [r[0] for r in res], sum(r[1] for r in res), {r[2] for r in res if r[1]}
+
+
+def _stats(lat: list[float]) -> tuple[float, float]:
+    s = sorted(lat)
+    return statistics.median(s), s[max(0, -(-len(s) * 99 // 100) - 1)]
+
+
+def serve_bench(d: Path, docs: int, n: int) -> None:
+    rows = []
+
+    def line(name, lat, answered, bodies):
+        med, p99 = _stats(lat)
+        rows.append((name, med, p99, answered))
+        print(f"{name:<52} median {med:7.3f} s  p99 {p99:7.3f} s  answered {answered}/{n}  distinct bodies {len(bodies)}")
+        return med, p99
+
+    with tempfile.TemporaryDirectory() as tmp:
+        errf = open(os.path.join(tmp, "stderr.txt"), "w+")
+        t = time.perf_counter()
+        cf, port = _start([sys.executable, "-m", "corpusforge", "report", "serve", str(d), "--port", "0"], r"http://127\.0\.0\.1:(\d+)/", errf)
+        print(f"corpusforge report serve: ready in {time.perf_counter() - t:.1f} s (tables collected at start)")
+        try:
+            cold = _burst(f"http://127.0.0.1:{port}/", n)
+            warm = _burst(f"http://127.0.0.1:{port}/", n)
+        finally:
+            cf.terminate()
+            cf.wait()
+        errf.seek(0)
+        err = errf.read()
+        errf.close()
+        body = next(iter(cold[2] or warm[2]), b"")
+        print(f"page: {len(body) / 1e6:.2f} MB of HTML; {n} concurrent GETs of / per burst")
+        cf_cold = line("corpusforge report serve, fresh (incl. the render)", *cold)
+        line("corpusforge report serve, cached", *warm)
+        print(f"corpusforge stderr: {err.count('Traceback')} tracebacks, {len(err.splitlines())} lines")
+        if not body:
+            raise SystemExit("corpusforge answered nothing")
+        static_dir = Path(tmp) / "static"
+        static_dir.mkdir()
+        (static_dir / "index.html").write_bytes(body)  # the same bytes, served as a file
+        st, port = _start([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(static_dir)],
+                          r"port (\d+)", subprocess.DEVNULL)
+        try:
+            line("stdlib python -m http.server (backlog 5), static", *_burst(f"http://127.0.0.1:{port}/index.html", n))
+        finally:
+            st.terminate()
+            st.wait()
+        st, port = _start([sys.executable, "-c", STATIC_BACKLOG, str(static_dir)], r"port (\d+)", subprocess.DEVNULL)
+        try:
+            base = line("stdlib http.server (backlog 512), static", *_burst(f"http://127.0.0.1:{port}/index.html", n))
+        finally:
+            st.terminate()
+            st.wait()
+    print("targets: all answered, median < 1 s, p99 < 5 s")
+    print(f"headline: {docs:,}-document run, {len(body) / 1e6:.2f} MB page, {n} concurrent GETs: corpusforge report serve (fresh) "
+          f"median {cf_cold[0]:.3f} s / static {base[0]:.3f} s = {cf_cold[0] / base[0]:.1f}x, p99 {cf_cold[1]:.3f} s / {base[1]:.3f} s "
+          f"= {cf_cold[1] / base[1]:.1f}x; answered {rows[0][3]}/{n} vs {rows[3][3]}/{n}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--serve", action="store_true", help="benchmark `corpusforge report serve` against a static stdlib http.server")
+    ap.add_argument("--requests", type=int, default=200, help="concurrent requests per burst (--serve)")
     args = ap.parse_args()
     d = ROOT / "bench" / "_data" / f"report_{args.docs}"
     if not (d / "manifest.json").exists():
@@ -153,6 +274,8 @@ def main() -> None:
         print(f"synthesized {args.docs:,} documents in {time.perf_counter() - t:.0f} s")
     mb = sum(f.stat().st_size for f in d.rglob("*.parquet")) / 1e6
     print(f"run: {args.docs:,} documents, {mb:.0f} MB of Parquet (kept + rejects)")
+    if args.serve:
+        return serve_bench(d, args.docs, args.requests)
     out = d.parent / f"report_{args.docs}.html"
     base_s, base_mb, _ = _child("import pyarrow, pandas, corpusforge.report.build")
     rep_s, rep_mb, _ = _child(f"from corpusforge.report.build import build_report; build_report([{str(d)!r}], {str(out)!r})")

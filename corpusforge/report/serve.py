@@ -2,14 +2,24 @@
 ThreadingHTTPServer. Loopback only unless --allow-remote; the Host header must name this server
 (DNS rebinding); every response carries a strict CSP and no page has script; a rating POST needs
 the per-process token that only our own form carries and, when the browser sends one, a same-origin
-Origin header (cross-site form posts)."""
+Origin header (cross-site form posts).
+
+Each page is rendered once per run state (sha256 of manifest.json, the stat of human_eval.json and a
+counter bumped by every rating saved here) and served from a small cache; concurrent requests for a
+page not yet rendered wait for the one render. At most MAX_IN_FLIGHT requests are handled at once
+(the rest wait in the listen backlog), each connection has a CONN_TIMEOUT socket timeout, and a
+dropped or stalled client is one log line, never a traceback."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import ipaddress
+import os
 import secrets
 import sys
+import threading
+import traceback
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +29,10 @@ from corpusforge.report import human_eval, render
 from corpusforge.report.build import RunReport, gather_extra, page
 
 MAX_BODY = 64 * 1024
+MAX_IN_FLIGHT = 32  # requests handled at once; more wait (accept loop blocks, the kernel backlog holds them)
+BACKLOG = 512  # listen backlog (socketserver's default of 5 makes a burst of clients retry SYNs for seconds)
+CONN_TIMEOUT = 10.0  # seconds a connection may stall on any read or write before it is dropped
+CACHE_PAGES = 32  # rendered pages kept (one run state; `/` plus human-eval pages per reviewer)
 HEADERS = {"Content-Security-Policy": render.CSP + "; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff",
            # same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on our own form posts
            "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
@@ -65,20 +79,121 @@ def eval_page(report: RunReport, token: str, reviewer: str, saved: str | None) -
     return "".join(out)
 
 
+class PageCache:
+    """Rendered pages (UTF-8 bytes) by (run state, page, params). One lock guards the dict; a per-key
+    lock makes concurrent misses of one key wait for a single render instead of each rendering.
+    Entries of an older run state are dropped when a page of a newer one is stored."""
+
+    def __init__(self, max_pages: int = CACHE_PAGES):
+        self.max_pages = max_pages
+        self._lock = threading.Lock()
+        self._pages: dict[tuple, bytes] = {}
+        self._rendering: dict[tuple, threading.Lock] = {}
+        self.renders = 0
+
+    def get(self, state: tuple, key: tuple, render) -> bytes:
+        k = (state, *key)
+        with self._lock:
+            hit = self._pages.get(k)
+            if hit is not None:
+                return hit
+            klock = self._rendering.setdefault(k, threading.Lock())
+        with klock:
+            with self._lock:
+                hit = self._pages.get(k)
+            if hit is not None:
+                return hit
+            try:
+                body = render().encode("utf-8")
+                with self._lock:
+                    self.renders += 1
+                    for old in [o for o in self._pages if o[0] != state]:
+                        del self._pages[old]
+                    self._pages[k] = body
+                    while len(self._pages) > self.max_pages:
+                        del self._pages[next(iter(self._pages))]
+            finally:
+                with self._lock:
+                    self._rendering.pop(k, None)
+        return body
+
+
+class ReportServer(ThreadingHTTPServer):
+    """Thread per request, at most MAX_IN_FLIGHT at once; errors of a request are one stderr line."""
+
+    daemon_threads = True
+    block_on_close = False  # Ctrl-C does not wait for stalled clients (each is bounded by CONN_TIMEOUT anyway)
+    request_queue_size = BACKLOG
+
+    def __init__(self, *args, max_in_flight: int = MAX_IN_FLIGHT, **kw):
+        self.slots = threading.BoundedSemaphore(max_in_flight)
+        super().__init__(*args, **kw)
+
+    def process_request(self, request, client_address):
+        self.slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        err = sys.exc_info()[1]
+        who = f"{client_address[0]}:{client_address[1]}" if isinstance(client_address, tuple) and len(client_address) >= 2 else str(client_address)
+        where = ""
+        if not isinstance(err, OSError):  # a bug, not the network: say where, still on one line
+            tb = traceback.extract_tb(err.__traceback__)
+            if tb:
+                where = f" (at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno})"
+        msg = " ".join(str(err).split())[:300]
+        sys.stderr.write(f"report serve: {who}: {type(err).__name__}: {msg}{where}\n")
+
+
+def run_state(run_dir: str, saved: int) -> tuple:
+    """What the pages depend on besides the tables read at start: the manifest's bytes, the ratings
+    file (stat: a rewrite is a new inode and mtime) and the count of ratings saved by this process
+    (two saves within one mtime tick)."""
+    try:
+        with open(os.path.join(run_dir, "manifest.json"), "rb") as f:
+            manifest = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        manifest = None
+    try:
+        st = os.stat(os.path.join(run_dir, human_eval.FILE))
+        ratings = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        ratings = None
+    return manifest, ratings, saved
+
+
 def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: int = 8765,
-                allowed_hosts: list[str] = ()) -> ThreadingHTTPServer:
+                allowed_hosts: list[str] = (), max_in_flight: int = MAX_IN_FLIGHT) -> ReportServer:
     token = secrets.token_urlsafe(24)
     sample_ids = {d["id"] for d in report.data["eval_samples"]}
+    cache = PageCache()
+    saves = [0]  # ratings saved by this process (part of the run state)
+    saves_lock = threading.Lock()
+
+    def report_page() -> str:
+        return page([report], extra).replace("<nav>", '<nav><a href="/human-eval">human evaluation</a>', 1)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "corpusforge-report"
         sys_version = ""
+        timeout = CONN_TIMEOUT  # StreamRequestHandler sets it on the connection
 
-        def log_message(self, fmt, *args):  # one short line per request on stderr
-            sys.stderr.write(f"report serve: {self.address_string()} {fmt % args}\n")
+        def log_message(self, fmt, *args):  # one short line per request on stderr (control characters escaped)
+            msg = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in fmt % args)
+            sys.stderr.write(f"report serve: {self.address_string()} {msg[:300]}\n")
 
-        def _send(self, status: int, body: str = "", ctype: str = "text/html; charset=utf-8", extra_headers: dict | None = None):
-            data = body.encode("utf-8")
+        def _send(self, status: int, body: str | bytes = "", ctype: str = "text/html; charset=utf-8", extra_headers: dict | None = None):
+            data = body if isinstance(body, bytes) else body.encode("utf-8")
             self.send_response(status)
             for k, v in {**HEADERS, "Content-Type": ctype, "Content-Length": str(len(data)), **(extra_headers or {})}.items():
                 self.send_header(k, v)
@@ -100,13 +215,18 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
                 return
             url = urllib.parse.urlsplit(self.path)
             q = urllib.parse.parse_qs(url.query)
-            if url.path == "/":
-                text = page([report], extra).replace("<nav>", '<nav><a href="/human-eval">human evaluation</a>', 1)
-                self._send(HTTPStatus.OK, text)
-            elif url.path == "/human-eval":
-                self._send(HTTPStatus.OK, eval_page(report, token, (q.get("reviewer") or [""])[0][:64], (q.get("saved") or [None])[0]))
-            else:
-                self._send(HTTPStatus.NOT_FOUND, "not found", "text/plain; charset=utf-8")
+            if url.path not in ("/", "/human-eval"):
+                return self._send(HTTPStatus.NOT_FOUND, "not found", "text/plain; charset=utf-8")
+            state = run_state(report.run_dir, saves[0])
+            try:
+                if url.path == "/":
+                    body = cache.get(state, ("/",), report_page)
+                else:
+                    reviewer, saved = (q.get("reviewer") or [""])[0][:64], (q.get("saved") or [None])[0]
+                    body = cache.get(state, ("/human-eval", reviewer, saved), lambda: eval_page(report, token, reviewer, saved))
+            except CorpusforgeError as err:  # e.g. an unreadable human_eval.json
+                return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, str(err), "text/plain; charset=utf-8")
+            self._send(HTTPStatus.OK, body)
 
         def do_POST(self):
             if not self._host_ok():
@@ -133,11 +253,14 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
                 human_eval.save_rating(report.run_dir, doc, reviewer, int(one("fluency")), form.get("flags", []))
             except CorpusforgeError as err:
                 return self._send(HTTPStatus.BAD_REQUEST, str(err), "text/plain; charset=utf-8")
+            finally:
+                with saves_lock:
+                    saves[0] += 1
             loc = "/human-eval?" + urllib.parse.urlencode({"reviewer": reviewer, "saved": doc}) + "#doc-" + urllib.parse.quote(doc)
             self._send(HTTPStatus.SEE_OTHER, f'<a href="{html.escape(loc)}">saved</a>', extra_headers={"Location": loc})
 
-    srv = ThreadingHTTPServer((host, port), Handler)
-    srv.daemon_threads = True
+    srv = ReportServer((host, port), Handler, max_in_flight=max_in_flight)
+    srv.page_cache = cache
     real_port = srv.server_address[1]
     names = {"127.0.0.1", "localhost", "[::1]", host if ":" not in host else f"[{host}]", *allowed_hosts}
     srv.allowed = {f"{h.lower()}:{real_port}" for h in names}
