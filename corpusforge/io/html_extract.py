@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from corpusforge.io import warc
+from corpusforge.io.streams import FileLevelError, HashingRaw, read_whole
+
 Extractor = Literal["trafilatura", "main", "page"]
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.I)
 _URL = re.compile(r"""<link[^>]+rel=["']canonical["'][^>]*href=["']([^"']+)|<meta[^>]+property=["']og:url["'][^>]*content=["']([^"']+)""", re.I)
@@ -65,9 +68,8 @@ def _safe_extract(raw: bytes, declared: str | None, extractor: Extractor):
 
 def read_html(part, opts, out):
     """One document per .html file: main text, with meta title and url."""
-    with open(part.file.path, "rb") as f:
-        raw = f.read(opts.max_record_bytes + 1)
-    if len(raw) > opts.max_record_bytes:
+    raw = read_whole(part, opts.max_record_bytes)
+    if raw is None:
         out.quarantine_row(1, 0, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
         return
     res, err = _safe_extract(raw, None if opts.encoding in ("utf-8", "auto") else opts.encoding, opts.extractor)
@@ -79,34 +81,73 @@ def read_html(part, opts, out):
     yield out.take_batch()
 
 
-def read_warc(part, opts, out):
-    """WARC (HTML responses → extracted text) and WET (conversion records → text as is), gzip or plain."""
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
+def _http(block: bytes) -> tuple[str | None, bytes]:
+    """(Content-Type, payload) of an HTTP response block; (None, block) when it has no HTTP header."""
+    if not block.startswith(b"HTTP/"):
+        return None, block
+    m = re.search(rb"\r?\n\r?\n", block)
+    head, payload = (block, b"") if m is None else (block[:m.start()], block[m.end():])
+    for line in head.split(b"\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-type":
+            return value.strip().decode("latin-1"), payload
+    return "", payload
 
+
+def _warc_doc(rec, opts) -> tuple[str, str | None] | tuple[None, tuple[str, str, bytes | None]]:
+    """(text, title) of a response or conversion record, or (None, (reason, detail, raw))."""
+    if rec.headers["warc-type"] == "conversion":
+        try:
+            return rec.block.decode("utf-8"), None
+        except UnicodeDecodeError as e:
+            return None, ("invalid_utf8", str(e), rec.block)
+    ctype, payload = _http(rec.block)
+    if "html" not in (ctype or "").lower():
+        return None, ("not_html", (ctype or "")[:100] or "no Content-Type", None)
+    declared = ctype.lower().split("charset=")[1].strip(' "\';') if "charset=" in ctype.lower() else None
+    res, err = _safe_extract(payload, declared, opts.extractor)
+    if err:
+        return None, ("html_extract_failed", err, payload)
+    return res[0], res[1]
+
+
+def read_warc(part, opts, out):
+    """WARC (HTML responses → extracted text) and WET (conversion records → text as is), gzip or plain.
+    Records are numbered 1, 2, ... over the response and conversion records and the unreadable ones
+    (bytes between records take no number); other record types (warcinfo, request, metadata, ...) are counted in fixes.warc_non_document_records."""
+    no = 0
     with open(part.file.path, "rb") as f:
-        for no, rec in enumerate(ArchiveIterator(f, record_types=WarcRecordType.response | WarcRecordType.conversion,
-                                                 parse_http=True), 1):
-            url = rec.headers.get("WARC-Target-URI")
-            body = rec.reader.read(opts.max_record_bytes + 1)
-            if len(body) > opts.max_record_bytes:
-                out.quarantine_row(no, rec.stream_pos, "record_too_large", f"> {opts.max_record_bytes} bytes", None)
-                continue
-            if rec.record_type == WarcRecordType.conversion:
-                text, title = body.decode("utf-8", "replace"), None
+        gz = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        raw = HashingRaw(f, part)
+        try:
+            for rec in warc.records(raw, gz, opts):
+                if isinstance(rec, warc.BadRecord):
+                    no += rec.is_record
+                    out.quarantine_row(no if rec.is_record else None, rec.offset, rec.reason, rec.detail, None)
+                    continue
+                if rec.headers.get("warc-type") not in ("response", "conversion"):
+                    out.stats.fixes["warc_non_document_records"] += 1
+                    continue
+                no += 1
+                if rec.block is None:
+                    out.quarantine_row(no, rec.offset, "record_too_large", f"{rec.length} bytes > {opts.max_record_bytes}", None)
+                    continue
+                text, extra = _warc_doc(rec, opts)
+                if text is None:
+                    out.quarantine_row(no, rec.offset, *extra)
+                    continue
+                url = rec.headers.get("warc-target-uri")
+                out.doc(no, rec.offset, opts.source, text, [(k, v) for k, v in (("title", extra), ("url", url)) if v])
+                if out.full():
+                    yield out.take_batch()
+            raw.verify()
+        except FileLevelError as e:
+            if opts.salvage_truncated and e.reason == "truncated_input":
+                out.stats.fixes["salvaged_prefix_lines"] += out.stats.records
             else:
-                ctype = (rec.http_headers.get("Content-Type") or "") if rec.http_headers else ""
-                if "html" not in ctype.lower():
-                    out.quarantine_row(no, rec.stream_pos, "not_html", ctype[:100] or "no Content-Type", None)
-                    continue
-                declared = ctype.lower().split("charset=")[1].strip(' "\';') if "charset=" in ctype.lower() else None
-                res, err = _safe_extract(body, declared, opts.extractor)
-                if err:
-                    out.quarantine_row(no, rec.stream_pos, "html_extract_failed", err, body)
-                    continue
-                text, title, _ = res
-            out.doc(no, rec.stream_pos, opts.source, text, [(k, v) for k, v in (("title", title), ("url", url)) if v])
-            if out.full():
-                yield out.take_batch()
+                out.reset()
+            out.quarantine_row(no, e.offset, e.reason, f"{e.detail}; last complete record {no}", None)
     b = out.take_batch()
     if b is not None:
         yield b

@@ -219,4 +219,7 @@ def verify(d: str) -> list[str]:
             problems.append(f"{idx_p}: dtype {s.dtype} does not fit vocab_size {vocab}")
         elif vocab is not None and not bad_hash and len(s.tokens) and int(s.tokens.max()) >= vocab:
             problems.append(f"{bin_p}: token id {int(s.tokens.max())} >= vocab_size {vocab}")
+    # a pair that no entry lists would be trained on by a loader that globs the folder
+    problems.extend(f"{os.path.join(d, n)}: not listed in {MANIFEST}" for n in sorted(os.listdir(d))
+                    if n.endswith((".bin", ".idx")) and n not in seen and os.path.isfile(os.path.join(d, n)))
     return problems
