@@ -15,6 +15,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -201,6 +202,9 @@ def empty(out: str, last: Iterable[str] = ("_state.json",)) -> None:
     _remove_trash(trash)
 
 
+_MARKER_TMP = re.compile(re.escape(TMP_MARK) + r"\d+-" + re.escape(MARKER))  # writers.tmp_path of the marker
+
+
 def _remove_trash(trash: str) -> None:
     for n in os.listdir(trash):
         if n != MARKER:
@@ -212,11 +216,12 @@ def _remove_trash(trash: str) -> None:
 
 
 def sweep_trash(out: str) -> None:
-    """Deletes trash folders an earlier, killed --overwrite left inside OUT: only marked or empty ones."""
+    """Deletes trash folders an earlier, killed --overwrite left inside OUT: only marked ones, or ones it
+    was killed in before the marker landed (empty, or holding only the marker's temporary file)."""
     for n in os.listdir(out):
         p = os.path.join(out, n)
         if n.startswith(TRASH) and os.path.isdir(p) and not os.path.islink(p):
-            if marker_kind(p) == "trash" or not os.listdir(p):
+            if marker_kind(p) == "trash" or all(_MARKER_TMP.fullmatch(e) for e in os.listdir(p)):
                 _remove_trash(p)
 
 

@@ -167,6 +167,11 @@ def test_a_sibling_named_like_the_old_trash_folder_survives(user_dir, tmp_path):
     stray.mkdir()
     (stray / "keep").write_text("k")
     assert run(cfg, "--overwrite") == 0 and (stray / "keep").read_text() == "k"
+    # an --overwrite killed between making its trash folder and renaming the marker into it
+    killed = tmp_path / "out" / ".tmp-trash-0123456789ab"
+    killed.mkdir()
+    (killed / f".tmp-4242-{outputs.MARKER}").write_bytes(b"")
+    assert run(cfg, "--resume") == 0 and not killed.exists() and (stray / "keep").read_text() == "k"
 
 
 # ---------------------------------------------------------------- item 3: one writer per output
