@@ -13,18 +13,17 @@ from corpusforge.errors import CorpusforgeError
 
 
 def _cmd_run(args) -> int:
-    from corpusforge.config import load_config
+    from corpusforge.config import load_config, override
     from corpusforge.runner import make_plan
 
     cfg = load_config(args.config, args.set or [])
+    cfg.engine = override(cfg.engine, "--workers", workers=args.workers)
     for kv in getattr(args, "engine_opt", None) or []:
         k, sep, v = kv.partition("=")
         if not sep or not k:
             raise CorpusforgeError("bad_option", f"--engine-opt {kv!r}: expected KEY=VALUE")
         cfg.engine.options[k] = v
-    workers = cfg.engine.workers if args.workers is None else args.workers
-    if workers < 1:
-        raise CorpusforgeError("bad_argument", f"--workers {workers}: must be >= 1 (worker processes; never changes results)")
+    workers = cfg.engine.workers
     engine = args.engine or cfg.engine.kind
     plan = make_plan(cfg, kind=getattr(args, "kind", "run"))
     if engine == "local":
@@ -51,12 +50,13 @@ def _cmd_dedup(args) -> int:
     stages = [{"use": "normalize"}]
     if not args.no_exact:
         stages.append({"use": "dedup_exact"})
-    stages.append({"use": "dedup_minhash", "with": {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm}})
+    given = {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm}  # the rest: the stage's defaults
+    stages.append({"use": "dedup_minhash", "with": {k: v for k, v in given.items() if v is not None}})
     args.kind = "dedup"  # its output is marked as a dedup output: `run --overwrite` will not empty it
     cfg = {"run": {"name": "dedup", "output": os.path.abspath(args.output)},
            "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" else src],
                      "text_field": args.text_field, **({"root": src} if fmt == "txt" else {})},
-           "stages": stages, "engine": {"kind": args.engine or "local", "workers": 1}}
+           "stages": stages, "engine": {"kind": args.engine or "local"}}
     with tempfile.TemporaryDirectory(prefix="corpusforge-dedup-") as d:
         args.config = os.path.join(d, "dedup.yaml")
         with open(args.config, "w", encoding="utf-8") as f:
@@ -102,9 +102,11 @@ def _cmd_audit(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from corpusforge.config import EngineConfig, override
     from corpusforge.demo import run_demo
 
-    return run_demo(args.outdir, workers=args.workers, engine=args.engine, steps=args.steps, progress=not args.no_progress)
+    workers = override(EngineConfig(), "--workers", workers=args.workers).workers
+    return run_demo(args.outdir, workers=workers, engine=args.engine, steps=args.steps, progress=not args.no_progress)
 
 
 # Modules that add their own subcommands (each has add_cli(subparsers)).
@@ -147,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Jaccard). Kept documents go to OUTPUT/kept, removed ones to OUTPUT/rejects with duplicate_of.")
     dd.add_argument("input", help="a .jsonl(.gz/.zst) or .parquet file, or a directory of .txt files")
     dd.add_argument("output", help="output directory")
-    dd.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of char n-gram sets (default 0.8)")
-    dd.add_argument("--ngram", type=int, default=5, help="shingle size in characters (default 5)")
-    dd.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
+    dd.add_argument("--threshold", type=float, help="Jaccard similarity of char n-gram sets (default: dedup_minhash's, 0.8)")
+    dd.add_argument("--ngram", type=int, help="shingle size in characters (default: dedup_minhash's, 5)")
+    dd.add_argument("--num-perm", type=int, help="MinHash permutations (default: dedup_minhash's, 128)")
     dd.add_argument("--no-exact", action="store_true", help="skip the exact-duplicate pass")
     dd.add_argument("--format", choices=["jsonl", "parquet", "txt"], help="input format (default: from the path)")
     dd.add_argument("--text-field", default="text", help="field holding the text (default: text)")
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and write the HTML report. No cluster, no network; a few minutes on 2 cores.")
     d.add_argument("outdir", nargs="?", default="corpusforge-demo", help="output directory (default: ./corpusforge-demo; "
                    "an earlier demo there is replaced)")
-    d.add_argument("--workers", type=int, default=2, help="worker processes (default 2); never changes results")
+    d.add_argument("--workers", type=int, help="worker processes (default 2, as engine.workers); never changes results")
     d.add_argument("--engine", choices=["local", "spark", "beam"], default="local", help="engine for the cleaning run")
     d.add_argument("--steps", type=int, default=800, help="training steps of the tiny model (default 800)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -6,10 +6,13 @@ import os
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import FilterStage, Stage, lookup
+
+
+DEFAULT_WORKERS = 2  # every engine and the demo: a pool of two (results never depend on it)
 
 
 class _Strict(BaseModel):
@@ -53,7 +56,7 @@ class StageConfig(_Strict):
 
 class EngineConfig(_Strict):
     kind: Literal["local", "spark", "beam"] = "local"
-    workers: int = Field(1, ge=1)
+    workers: int = Field(DEFAULT_WORKERS, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)  # engine-specific (Spark conf, Beam options)
 
 
@@ -74,6 +77,7 @@ class Config(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     base_dir: str = Field(".", exclude=True)  # directory of the config file: relative paths start here
     config_path: str | None = Field(None, exclude=True)  # the config file itself (it must not lie in the output)
+    _stages: list[Stage] | None = PrivateAttr(None)
 
     @field_validator("input", mode="before")
     @classmethod
@@ -85,6 +89,12 @@ class Config(_Strict):
         return out if os.path.isabs(out) else os.path.join(self.base_dir, out)
 
     def build_stages(self) -> list[Stage]:
+        """The stages, built and validated once (load_config builds them; the runner reuses them)."""
+        if self._stages is None:
+            self._stages = self._build_stages()
+        return self._stages
+
+    def _build_stages(self) -> list[Stage]:
         stages, names = [], set()
         for i, sc in enumerate(self.stages):
             cls = lookup(sc.use)
@@ -114,6 +124,26 @@ def _format(e: ValidationError, prefix: str = "") -> str:
     got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return f"{loc}: {err['msg']}{got}{more}"
+
+
+_BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<="),
+           "less_than": ("lt", "<")}
+
+
+def override(model: BaseModel, flag: str, **values) -> BaseModel:
+    """`model` with a command-line flag's values (None = not given) validated by the same pydantic model as
+    the config file's, so a flag can never set what the file could not: ERROR bad_argument naming the flag."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return model
+    try:
+        kept = {n: getattr(model, n) for n, f in type(model).model_fields.items() if f.exclude}  # base_dir and the like
+        return type(model).model_validate({**model.model_dump(by_alias=True), **kept, **values})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key, op = _BOUNDS.get(err["type"], (None, None))
+        why = f"must be {op} {err['ctx'][key]}" if key else err["msg"]
+        raise CorpusforgeError("bad_argument", f"{flag} {err.get('input')!r}: {why}") from None
 
 
 def _apply_override(doc: dict, assignment: str) -> None:

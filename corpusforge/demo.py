@@ -14,6 +14,7 @@ import shutil
 import time
 from importlib import resources
 
+from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import outputs
 
@@ -31,7 +32,7 @@ def _step(title: str, argv: list[str]) -> None:
         raise CorpusforgeError("demo_failed", f"demo step {title!r} failed (exit {rc}); see the message above")
 
 
-def run_demo(outdir: str, workers: int = 2, engine: str = "local", steps: int = 800, vocab: int = 8000,
+def run_demo(outdir: str, workers: int = DEFAULT_WORKERS, engine: str = "local", steps: int = 800, vocab: int = 8000,
              progress: bool = True) -> int:
     t0 = time.time()
     out = os.path.abspath(outdir)

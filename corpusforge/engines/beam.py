@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.engines import local
 from corpusforge.engines.primitives import COMPONENT_SCHEMA, LocalPrimitives, aggregate_schema, check_aggs, two_phase
 from corpusforge.errors import CorpusforgeError
@@ -245,7 +246,7 @@ class BeamPrimitives(LocalPrimitives):
 # ------------------------------------------------------------------------------------------- driver
 
 
-def run(plan: Plan, workers: int = 2, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         options=None) -> dict:
     beam = _beam()
     opts, step_opts = pipeline_options(options if options is not None else plan.config.engine.options, workers)

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from corpusforge import faults, ledger, procs
+from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimitives
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import outputs
@@ -293,7 +294,7 @@ def _run_global(plan: Plan, k: int, workers: int, backend=None) -> None:
                                                  "fixes": dict(sorted(fix_counts.items()))})
 
 
-def run(plan: Plan, workers: int = 1, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         engine: str = "local", execute=None, backend=None) -> dict:
     """Runs a plan. The Spark and Beam engines reuse this driver with their own `execute(plan, tasks, ...)`
     (runs `run_task` for each (phase, job) on the cluster) and global-stage `backend` (see _run_global):

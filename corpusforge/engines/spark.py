@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from corpusforge import faults
+from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.engines import local
 from corpusforge.engines.primitives import COMPONENT_SCHEMA, DECISION_SCHEMA, EDGE_SCHEMA, Primitives, check_aggs
 from corpusforge.errors import CorpusforgeError
@@ -401,7 +402,7 @@ class _PartTasks:
                                                  schema=MARKER_SCHEMA)
 
 
-def run(plan: Plan, workers: int = 2, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         spark=None) -> dict:
     spark = spark or session(plan.config.engine.options, workers, f"corpusforge {plan.config.run.name}")
     plan_key = stable_hash(resume_key(plan))

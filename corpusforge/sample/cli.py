@@ -52,16 +52,13 @@ def _cmd_tokenizer_eval(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from corpusforge.errors import CorpusforgeError
+    from corpusforge.config import EngineConfig, override
     from corpusforge.sample.mix import load_mixture
     from corpusforge.sample.sampler import format_table, sample
 
-    if args.workers < 1:
-        raise CorpusforgeError("bad_argument", "--workers must be >= 1")
-    mix = load_mixture(args.mixture)
-    if args.shard_tokens:
-        mix = mix.model_copy(update={"shard_tokens": args.shard_tokens})
-    m = sample(mix, os.path.abspath(args.out), workers=args.workers, memory_mb=args.memory_mb,
+    workers = override(EngineConfig(workers=1), "--workers", workers=args.workers).workers
+    mix = override(load_mixture(args.mixture), "--shard-tokens", shard_tokens=args.shard_tokens)
+    m = sample(mix, os.path.abspath(args.out), workers=workers, memory_mb=args.memory_mb,
                progress=not args.no_progress, overwrite=args.overwrite, where=args.mixture)
     print(format_table(m))
     print(f"shards: {args.out}  (verify with: corpusforge shards verify {args.out})")

@@ -194,11 +194,15 @@ class DedupMinhash(GlobalStage):
                 raise ValueError("keep: max_score needs `score` (a score column such as quality__score)")
             return self
 
+        @model_validator(mode="after")
+        def _bands_fit(self):  # checked with the config, before any input is read
+            if self.bands and self.rows and self.bands * self.rows > self.num_perm:
+                raise ValueError(f"bands*rows {self.bands * self.rows} > num_perm {self.num_perm}")
+            return self
+
     def band_rows(self) -> tuple[int, int]:
         p = self.params
         if p.bands and p.rows:
-            if p.bands * p.rows > p.num_perm:
-                raise CorpusforgeError("bad_config", f"dedup_minhash: bands*rows {p.bands * p.rows} > num_perm {p.num_perm}")
             return p.bands, p.rows
         fn = p.fn_weight if p.fn_weight is not None else (0.99 if p.verify else 0.5)
         return optimal_bands(p.threshold, p.num_perm, 1 - fn, fn)

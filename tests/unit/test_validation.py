@@ -1,0 +1,60 @@
+"""Issue 24, one validation point: every command-line override goes through the same pydantic model as
+the file's value (a bad flag is one line naming it, never a silent or endless run), stage parameters are
+checked with the config before any input is read, and every engine has one workers default."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import yaml
+
+from corpusforge import demo
+from corpusforge.config import DEFAULT_WORKERS, EngineConfig
+from corpusforge.engines import beam, local, spark
+from tests.reliability.test_ownership import cli, one_line_error
+from tests.util import manifest, write_config
+
+
+def test_shard_tokens_below_one_is_an_error_not_an_endless_loop(shared_data, tmp_path):
+    """A negative --shard-tokens used to bypass the mixture's ge=1 (model_copy does not validate) and
+    write empty shards forever; 0 was silently ignored. cli() has a timeout: a loop fails the test."""
+    tok = tmp_path / "tok.json"
+    assert cli("tokenizer", "train", shared_data / "prose" / "zhwiki_articles_100.jsonl", "--vocab-size", "2000",
+               "--out", tok).returncode == 0
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(yaml.safe_dump({"tokenizer": str(tok), "sources": {
+        "prose": {"path": str(shared_data / "prose" / "luxun_fiction_essays.jsonl"), "epochs": 1}}}), encoding="utf-8")
+    for n in ("-5", "0"):
+        line = one_line_error(cli("sample", mix, "--out", tmp_path / f"s{n}", "--shard-tokens", n, "--no-progress"),
+                              "bad_argument")
+        assert f"--shard-tokens {int(n)}: must be >= 1" in line
+        assert not (tmp_path / f"s{n}").exists()
+    assert "--workers 0: must be >= 1" in one_line_error(cli("sample", mix, "--out", tmp_path / "w", "--workers", "0"),
+                                                         "bad_argument")
+    assert "--workers -2: must be >= 1" in one_line_error(cli("demo", tmp_path / "d", "--workers", "-2"), "bad_argument")
+    assert not (tmp_path / "d").exists()
+
+
+def test_bands_times_rows_over_num_perm_fails_with_the_config(shared_data, tmp_path):
+    cfg = write_config(tmp_path, [shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl"],
+                       stages=[{"use": "dedup_minhash", "with": {"bands": 50, "rows": 5}}])
+    line = one_line_error(cli("run", cfg, "--no-progress"), "bad_config")
+    assert "stages.0.with" in line and "bands*rows 250 > num_perm 128" in line
+    assert not (tmp_path / "out").exists()  # nothing read, nothing written
+
+
+def test_dedup_flags_leave_the_defaults_to_the_stage(shared_data, tmp_path):
+    src = shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl"
+    assert cli("dedup", src, tmp_path / "a", "--no-progress").returncode == 0
+    stages = manifest(tmp_path / "a")["config"]["stages"]
+    assert stages[-1]["use"] == "dedup_minhash" and stages[-1]["with"] == {}
+    assert cli("dedup", src, tmp_path / "b", "--no-progress", "--threshold", "0.7").returncode == 0
+    assert manifest(tmp_path / "b")["config"]["stages"][-1]["with"] == {"threshold": 0.7}
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["totals"]["records"] == 100
+
+
+def test_one_workers_default_for_every_engine_and_the_demo():
+    defaults = {f.__module__: inspect.signature(f).parameters["workers"].default
+                for f in (local.run, spark.run, beam.run, demo.run_demo)}
+    assert set(defaults.values()) == {DEFAULT_WORKERS} == {EngineConfig().workers}, defaults
