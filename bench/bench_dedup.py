@@ -143,7 +143,7 @@ def scores(pred_same, pairs, jac, ndocs):
 
 
 def run_corpusforge(files, workdir, workers):
-    from corpusforge.engines.primitives import LocalPrimitives
+    from corpusforge.engines.local_primitives import LocalPrimitives
     from corpusforge.stages.dedup import DedupMinhash
 
     t0 = time.time()

@@ -58,3 +58,22 @@ def doc_id(source: str, relpath: str, record: int) -> str:
 
 def score_column(stage: str, score: str) -> str:
     return f"{stage}__{score}"
+
+
+# ---------------------------------------------------------------- global stages (engine contract)
+
+# Column that carries a document's part index through a global stage (engine bookkeeping, not data).
+PART_COL = "_cf_part"
+# Schema every GlobalStage returns: one row per *removed* document.
+DECISION_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field(PART_COL, pa.int32(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),  # check name, e.g. "near_duplicate"
+    pa.field("duplicate_of", pa.string(), nullable=False),
+    pa.field("cluster_id", pa.string(), nullable=False),
+])
+# What a GlobalStage may return beside its decisions: FIX+COUNT counters per part (RELIABILITY #35).
+FIX_SCHEMA = pa.schema([pa.field(PART_COL, pa.int32()), pa.field("fix", pa.string()), pa.field("n", pa.int64())])
+EDGE_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string())])
+COMPONENT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("component", pa.string())])
+AGG_OPS = ("min", "max", "sum", "count")

@@ -84,7 +84,7 @@ class FilterStage(Stage):
 class GlobalStage(Stage):
     """Needs all documents at once (dedup, sampling): runs as a plan over engine primitives.
 
-    run(engine, docs) receives the engine's primitives (corpusforge/engines/primitives.py: map batches,
+    run(engine, docs) receives the engine's primitives (corpusforge/primitives.py: map batches,
     key + combine, join on id, connected components, IO) and a handle to the persisted documents that
     reached the stage (with their part in `_cf_part`); it returns a dataset handle of decisions, one row
     per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id), or a

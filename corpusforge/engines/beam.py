@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.engines import local
-from corpusforge.engines.primitives import COMPONENT_SCHEMA, LocalPrimitives, aggregate_schema, check_aggs, two_phase
+from corpusforge.engines.local_primitives import LocalPrimitives
+from corpusforge.primitives import aggregate_schema, check_aggs, conform, join_schema, two_phase
 from corpusforge.errors import CorpusforgeError
 from corpusforge.runner import Plan, part_name, resume_key, stable_hash
 
@@ -85,13 +86,8 @@ class _ApplyFn:
         self.fn, self.schema = fn, schema
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        out = pa.concat_tables([_as_table(self.fn(b), self.schema) for b in table.to_batches()] or [self.schema.empty_table()])
+        out = pa.concat_tables([conform(self.fn(b), self.schema) for b in table.to_batches()] or [self.schema.empty_table()])
         return out
-
-
-def _as_table(out, schema: pa.Schema) -> pa.Table:
-    t = out if isinstance(out, pa.Table) else pa.Table.from_batches([out])
-    return t.select(schema.names).cast(schema)
 
 
 class _KeyRows:
@@ -218,10 +214,7 @@ class BeamPrimitives(LocalPrimitives):
 
     def join(self, left, right, on: list[str], name: str):
         beam = _beam()
-        clash = (set(left.schema.names) & set(right.schema.names)) - set(on)
-        if clash:
-            raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
-        schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
+        schema = join_schema(left.schema, right.schema, on, name)
 
         def build(p):
             lk = self._source(p, left, "left") | "key-left" >> beam.FlatMap(_KeyRows(on))
@@ -232,15 +225,6 @@ class BeamPrimitives(LocalPrimitives):
                     | "table" >> beam.Map(_rows_to_table(schema)))
 
         return self._run(build, name, schema)
-
-    def connected_components(self, edges, name: str, max_nodes: int | None = None):
-        from corpusforge.algorithms.components import components_by_rounds, components_min_id
-
-        if edges.rows() > self.partition_rows:  # beyond one in-memory union-find: label rounds as pipelines
-            return components_by_rounds(self, edges, name)
-        t = self.read_table(edges)
-        ids, comp = components_min_id(t.column("src"), t.column("dst"), max_nodes=max_nodes)
-        return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
 
 
 # ------------------------------------------------------------------------------------------- driver

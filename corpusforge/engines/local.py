@@ -32,14 +32,14 @@ from tqdm import tqdm
 
 from corpusforge import faults, ledger, procs
 from corpusforge.config import DEFAULT_WORKERS
-from corpusforge.engines.primitives import DECISION_SCHEMA, PART_COL, LocalPrimitives
+from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import outputs
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import TMP_MARK, ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
 from corpusforge.runner import Job, Phase, Plan, file_entry, files_intact, finish, part_name, phases, prepare_output
-from corpusforge.schema import INGEST, QUARANTINE_SCHEMA, REJECT_SCHEMA
+from corpusforge.schema import DECISION_SCHEMA, INGEST, PART_COL, QUARANTINE_SCHEMA, REJECT_SCHEMA
 from corpusforge.stage import GlobalStage
 
 _worker: dict = {}

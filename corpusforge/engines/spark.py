@@ -31,7 +31,8 @@ import pyarrow as pa
 from corpusforge import faults
 from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.engines import local
-from corpusforge.engines.primitives import COMPONENT_SCHEMA, DECISION_SCHEMA, EDGE_SCHEMA, Primitives, check_aggs
+from corpusforge.primitives import Primitives, check_aggs, conform, join_schema
+from corpusforge.schema import DECISION_SCHEMA
 from corpusforge.errors import CorpusforgeError
 from corpusforge.runner import Plan, resume_key, stable_hash
 
@@ -187,12 +188,6 @@ def _spark_schema(schema: pa.Schema):
     return from_arrow_schema(pa.schema([f.with_nullable(True) for f in schema]))
 
 
-def _conform(out, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    t = out if isinstance(out, pa.Table) else pa.Table.from_batches([out])
-    t = t.select(schema.names).cast(schema)
-    yield from t.to_batches()
-
-
 class _MapFn:
     """Picklable mapInArrow body: one or more map steps (fn, declared schema) applied in turn to every batch,
     each output cast to its step's schema. Consecutive maps run as one body: one Python worker per task."""
@@ -207,7 +202,7 @@ class _MapFn:
 
     def _apply(self, batch, i: int):
         fn, schema = self.steps[i]
-        for out in _conform(fn(batch), schema):
+        for out in conform(fn(batch), schema).to_batches():
             if i + 1 == len(self.steps):
                 yield out
             else:
@@ -328,22 +323,12 @@ class SparkPrimitives(Primitives):
         return self._materialize(ds.select("*", *[getattr(F, op)(F.col(c)).over(w).alias(o) for c, op, o in aggs]), name)
 
     def join(self, left, right, on: list[str], name: str):
-        clash = (set(left.columns) & set(right.columns)) - set(on)
-        if clash:
-            raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
+        join_schema(pa.schema([(c, pa.null()) for c in left.columns]), pa.schema([(c, pa.null()) for c in right.columns]), on, name)
         out = left.join(right, on=on, how="inner")
         return self._materialize(out.select(*left.columns, *[c for c in right.columns if c not in on]), name)
 
-    def connected_components(self, edges, name: str, max_nodes: int | None = None):
-        from corpusforge.algorithms.components import components_by_rounds, components_min_id
-
-        if self._source(edges) is None:
-            edges = self._materialize(edges, f"{name}-edges")  # counted, then read: computed once
-        if self.count(edges) > 500_000:  # beyond one in-memory union-find: label propagation rounds on Spark
-            return components_by_rounds(self, edges, name)
-        t = pa.Table.from_batches(list(self.read(edges)), schema=EDGE_SCHEMA)
-        ids, comp = components_min_id(t.column("src"), t.column("dst"), max_nodes=max_nodes)
-        return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
+    def _countable(self, ds, name: str):
+        return ds if self._source(ds) is not None else self._materialize(ds, f"{name}-edges")  # counted, then read: computed once
 
     def to_local(self, ds, schema: pa.Schema) -> list[str]:
         """Land a result as local Parquet files with exactly `schema` (file by file, bounded memory)."""

@@ -1,5 +1,5 @@
 """Exact and MinHash-LSH near-duplicate dedup, written once as plans over the engine primitives
-(corpusforge/engines/primitives.py), so local, Spark and Beam remove the same documents.
+(corpusforge/primitives.py), so local, Spark and Beam remove the same documents.
 
 Input: the documents that reached the stage (`id, source, text, …, _cf_part`).
 Output: one decision row per removed document (primitives.DECISION_SCHEMA); the representative of a
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalize_codepoints, optimal_bands
-from corpusforge.engines.primitives import DECISION_SCHEMA, EDGE_SCHEMA, FIX_SCHEMA, PART_COL
+from corpusforge.schema import DECISION_SCHEMA, EDGE_SCHEMA, FIX_SCHEMA, PART_COL
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import GlobalStage, Params, register
 

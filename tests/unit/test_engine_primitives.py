@@ -13,7 +13,7 @@ import textwrap
 import pyarrow as pa
 import pytest
 
-from corpusforge.engines.primitives import LocalPrimitives
+from corpusforge.engines.local_primitives import LocalPrimitives
 from tests.util import REPO_ROOT
 
 

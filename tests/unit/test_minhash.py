@@ -14,7 +14,8 @@ from datasketch.lsh import _optimal_param
 from corpusforge.algorithms.components import UnionFind, components_min_id
 from corpusforge.algorithms.minhash import (MinHasher, band_hashes, jaccard_pairs, normalize_codepoints, optimal_bands,
                                             shingle_hash32, shingle_hash64, shingle_hashes, shingles)
-from corpusforge.engines.primitives import LocalPrimitives, hash_column
+from corpusforge.engines.local_primitives import LocalPrimitives
+from corpusforge.primitives import hash_column
 
 
 @pytest.fixture(scope="module")

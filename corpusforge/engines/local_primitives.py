@@ -1,30 +1,7 @@
-"""Engine primitives (DESIGN §4): the small interface every engine implements once, and that every
-global stage (dedup, sampling) is written against. No stage has an engine-specific twin, so local,
-Spark and Beam give the same answer for the same plan.
-
-Contract shared by all engines
-------------------------------
-* A dataset handle is opaque to stages: they only pass it between primitives. Local handles are
-  ordered lists of Parquet files (`Dataset`); Spark may use a DataFrame, Beam a PCollection.
-* Row order inside a dataset is unspecified; stages that persist results sort them first.
-* Functions given to `map_batches` are picklable, pure and deterministic:
-  `fn(pa.RecordBatch) -> pa.RecordBatch | pa.Table` with exactly the declared schema, any row count.
-* `combine` aggregates per key with min / max / sum / count (associative: engines may pre-combine
-  per batch, e.g. Spark partial aggregation, Beam combiner lifting). min/max work on strings too
-  (byte-wise UTF-8 order, the same on every engine).
-* `join` is an inner equi-join; output = left columns + right non-key columns (a name clash is an
-  error, rename first). `annotate` appends per-key aggregates to every row (keys are never null).
-* Engines may fuse a map step into the step that consumes it (Spark does), so a map step consumed by
-  two steps may be computed twice: stages consume an expensive map's output once.
-* `connected_components(edges)`: edges have string columns `src`, `dst`; output (id, component)
-  for every node seen in an edge, component = the minimum id of the component.
-* Key hashing for partitioning uses `hash_column` (never Python's hash()), so partitions are the
-  same in every process and run.
-"""
+"""The local engine's primitives: every intermediate spilled to Parquet, bounded memory per step."""
 
 from __future__ import annotations
 
-import abc
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -33,132 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpusforge.errors import CorpusforgeError
-
-
-# Column that carries a document's part index through a global stage (engine bookkeeping, not data).
-PART_COL = "_cf_part"
-# Schema every GlobalStage returns: one row per *removed* document.
-DECISION_SCHEMA = pa.schema([
-    pa.field("id", pa.string(), nullable=False),
-    pa.field(PART_COL, pa.int32(), nullable=False),
-    pa.field("reason", pa.string(), nullable=False),  # check name, e.g. "near_duplicate"
-    pa.field("duplicate_of", pa.string(), nullable=False),
-    pa.field("cluster_id", pa.string(), nullable=False),
-])
-# What a GlobalStage may return beside its decisions: FIX+COUNT counters per part (RELIABILITY #35).
-FIX_SCHEMA = pa.schema([pa.field(PART_COL, pa.int32()), pa.field("fix", pa.string()), pa.field("n", pa.int64())])
-EDGE_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string())])
-COMPONENT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("component", pa.string())])
-AGG_OPS = ("min", "max", "sum", "count")
-
-
-class Primitives(abc.ABC):
-    """What a global stage may ask of an engine. `name` arguments label steps (spill folders, UI)."""
-
-    @abc.abstractmethod
-    def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
-        """Apply fn to every batch of ds; returns a dataset with `schema`."""
-
-    @abc.abstractmethod
-    def select(self, ds, columns: list[str]):
-        """The same rows with only `columns`: a lazy projection, never a copy (later steps read less)."""
-
-    @abc.abstractmethod
-    def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
-        """Group ds by keys; aggs = [(column, op, output name)], op in AGG_OPS. Output: keys + outputs."""
-
-    @abc.abstractmethod
-    def annotate(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
-        """Every row of ds with its key group's aggregates appended (as `combine` computes them): what
-        `join(ds, combine(ds, ...))` gives, in one shuffle (Spark: a window; Beam: GroupByKey)."""
-
-    @abc.abstractmethod
-    def join(self, left, right, on: list[str], name: str):
-        """Inner equi-join on `on`."""
-
-    @abc.abstractmethod
-    def connected_components(self, edges, name: str, max_nodes: int | None = None):
-        """(src, dst) string edges -> (id, component = min id in its component)."""
-
-    @abc.abstractmethod
-    def from_table(self, table: pa.Table, name: str):
-        """A small driver-side table as a dataset."""
-
-    @abc.abstractmethod
-    def read(self, ds) -> Iterator[pa.RecordBatch]:
-        """Stream a dataset back to the driver (only for results known to be small, or streaming writes)."""
-
-    @abc.abstractmethod
-    def count(self, ds) -> int:
-        ...
-
-
-# ------------------------------------------------------------------------------------------ hashing
-
-
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3 64-bit finalizer (a bijection): spreads structured integers over all bits."""
-    h = h.astype(np.uint64, copy=True)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
-
-
-def _string_hash64(arr: pa.Array) -> np.ndarray:
-    """Vectorized 64-bit hash of each UTF-8 string: polynomial over bytes mod 2^64, then fmix64."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.null_count:
-        arr = pc.fill_null(arr, "")
-    if pa.types.is_string(arr.type):
-        arr = arr.cast(pa.large_string())
-    elif pa.types.is_binary(arr.type):
-        arr = arr.cast(pa.large_binary())
-    n = len(arr)
-    offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
-    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
-    lo, hi = offs[:-1], offs[1:]
-    data = data[offs[0]:offs[-1]]
-    lens = hi - lo
-    if not len(data):
-        return fmix64(lens.astype(np.uint64))
-    pos = np.arange(len(data), dtype=np.int64) - np.repeat(lo - offs[0], lens)
-    powers = np.cumprod(np.full(int(lens.max()) + 1, 0x100000001B3, np.uint64)) if lens.max() else np.ones(1, np.uint64)
-    with np.errstate(over="ignore"):
-        contrib = data.astype(np.uint64) * powers[pos]
-        cs = np.concatenate([np.zeros(1, np.uint64), np.cumsum(contrib, dtype=np.uint64)])
-        h = cs[hi - offs[0]] - cs[lo - offs[0]]
-        return fmix64(h ^ lens.astype(np.uint64))
-
-
-def hash_column(col) -> np.ndarray:
-    """Deterministic uint64 hash of an Arrow column (strings, integers)."""
-    t = col.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return _string_hash64(col)
-    if pa.types.is_integer(t):
-        v = np.asarray(col.to_numpy(zero_copy_only=False))
-        return fmix64(v.astype(np.int64).view(np.uint64))
-    raise CorpusforgeError("bad_key", f"cannot partition on a column of type {t}")
-
-
-def partition_of(table: pa.Table | pa.RecordBatch, keys: list[str], nparts: int) -> np.ndarray:
-    h = np.zeros(table.num_rows, np.uint64)
-    with np.errstate(over="ignore"):
-        for k in keys:
-            h = h * np.uint64(0x9E3779B97F4A7C15) + hash_column(table.column(k))
-    return (fmix64(h) % np.uint64(nparts)).astype(np.int64)
-
-
-# ------------------------------------------------------------------------------------- local engine
-
+from corpusforge.primitives import Primitives, aggregate_schema, check_aggs, conform, final_aggregate, join_schema, partition_of, two_phase
 
 @dataclass(frozen=True)
 class Dataset:
@@ -197,52 +51,17 @@ class SpillSink:
             os.unlink(self.path)
 
 
-ParquetSink = SpillSink
-
-
 def _map_file(args) -> tuple[str, int]:
     src, columns, dst, fn, schema, batch_rows = args
-    sink = ParquetSink(dst, schema)
+    sink = SpillSink(dst, schema)
     try:
         for b in pq.ParquetFile(src).iter_batches(batch_size=batch_rows, columns=columns):
-            out = fn(b)
-            if out.schema != schema:
-                out = out.select(schema.names).cast(schema) if isinstance(out, pa.Table) else \
-                    pa.Table.from_batches([out]).select(schema.names).cast(schema)
-            sink.write(out)
+            sink.write(conform(fn(b), schema))
         sink.commit()
     except BaseException:
         sink.abort()
         raise
     return dst, sink.rows
-
-
-_FINAL_OP = {"min": "min", "max": "max", "sum": "sum", "count": "sum"}  # how partial aggregates combine
-
-
-def two_phase(aggs: list[tuple[str, str, str]]) -> tuple[list[tuple[str, str]], list[str], list[tuple[str, str]]]:
-    """(partial aggregates per batch, their column names, how those names combine into the final value)."""
-    partial = [(c, op) for c, op, _ in aggs]
-    names = [f"{c}_{op}" for c, op in partial]
-    return partial, names, [(n, _FINAL_OP[op]) for n, (_, op) in zip(names, partial)]
-
-
-def final_aggregate(t: pa.Table, keys: list[str], final: list[tuple[str, str]], out_names: list[str]) -> pa.Table:
-    """Combines partial aggregates of one key partition: keys + aggregates named out_names."""
-    g = t.group_by(keys, use_threads=False).aggregate(final)
-    return g.select(keys + [f"{n}_{o}" for n, o in final]).rename_columns(keys + out_names)
-
-
-def check_aggs(aggs: list[tuple[str, str, str]]) -> None:
-    for _, op, _ in aggs:
-        if op not in AGG_OPS:
-            raise CorpusforgeError("bad_aggregate", f"aggregate op {op!r} not in {AGG_OPS}")
-
-
-def aggregate_schema(schema: pa.Schema, keys: list[str], aggs: list[tuple[str, str, str]]) -> pa.Schema:
-    """keys + aggregate outputs, typed as Arrow's group_by gives them (count: int64)."""
-    probe = schema.empty_table().group_by(keys).aggregate([(c, op) for c, op, _ in aggs])
-    return pa.schema([schema.field(k) for k in keys] + [pa.field(o, probe.schema.field(f"{c}_{op}").type) for c, op, o in aggs])
 
 
 class LocalPrimitives(Primitives):
@@ -253,6 +72,7 @@ class LocalPrimitives(Primitives):
                  partition_bytes: int = 32 * 2**20):
         self.workdir, self.workers, self.batch_rows = workdir, workers, batch_rows
         self.partition_rows, self.partition_bytes = partition_rows, partition_bytes
+        self.components_rows = partition_rows  # one in-memory union-find holds at most one partition
         os.makedirs(workdir, exist_ok=True)
         self._seq = 0
 
@@ -266,7 +86,7 @@ class LocalPrimitives(Primitives):
     def from_table(self, table: pa.Table, name: str) -> Dataset:
         d = self._dir(name)
         p = os.path.join(d, "part-00000.parquet")
-        s = ParquetSink(p, table.schema)
+        s = SpillSink(p, table.schema)
         s.write(table)
         s.commit()
         return Dataset((p,), table.schema)
@@ -331,7 +151,7 @@ class LocalPrimitives(Primitives):
             for k in range(nparts):
                 if buf[k]:
                     p = os.path.join(d, f"p{k:05d}-{len(files[k]):05d}.parquet")
-                    s = ParquetSink(p, schema)
+                    s = SpillSink(p, schema)
                     s.write(pa.concat_tables(buf[k]))
                     s.commit()
                     files[k].append(p)
@@ -383,7 +203,7 @@ class LocalPrimitives(Primitives):
             if not out_fields[len(keys):]:
                 out_fields += [g.schema.field(o) for _, _, o in aggs]
             p = os.path.join(d, f"part-{k:05d}.parquet")
-            s = ParquetSink(p, g.schema)
+            s = SpillSink(p, g.schema)
             s.write(g)
             s.commit()
             out.append((p, g.schema))
@@ -403,7 +223,7 @@ class LocalPrimitives(Primitives):
             parts = [pq.read_table(f, columns=ds.schema.names).group_by(keys, use_threads=False).aggregate(partial)
                      .select(keys + names) for f in files]
             p = os.path.join(d, f"part-{k:05d}.parquet")
-            s = ParquetSink(p, out_schema)
+            s = SpillSink(p, out_schema)
             if parts:
                 g = final_aggregate(pa.concat_tables(parts), keys, final, agg_schema.names[len(keys):])
                 for f in files:
@@ -415,10 +235,7 @@ class LocalPrimitives(Primitives):
 
     # -- join on key
     def join(self, left: Dataset, right: Dataset, on: list[str], name: str) -> Dataset:
-        clash = (set(left.schema.names) & set(right.schema.names)) - set(on)
-        if clash:
-            raise CorpusforgeError("join_clash", f"join {name}: both sides have {sorted(clash)}; rename first")
-        out_schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
+        out_schema = join_schema(left.schema, right.schema, on, name)
         for small, big in ((right, left), (left, right)):
             if self._nparts(small) == 1:
                 return self._broadcast_join(left, right, small is left, on, out_schema, name)
@@ -426,7 +243,6 @@ class LocalPrimitives(Primitives):
         lp = self._shuffle(left, on, n, name + "-left")
         rp = self._shuffle(right, on, n, name + "-right")
         d = self._dir(name)
-        out_schema = pa.schema(list(left.schema) + [f for f in right.schema if f.name not in on])
         paths = []
         for k in range(n):
             lt, rt = self._read_files(lp[k], left.schema), self._read_files(rp[k], right.schema)
@@ -434,7 +250,7 @@ class LocalPrimitives(Primitives):
                 else out_schema.empty_table()
             j = j.select(out_schema.names).cast(out_schema)
             p = os.path.join(d, f"part-{k:05d}.parquet")
-            s = ParquetSink(p, out_schema)
+            s = SpillSink(p, out_schema)
             s.write(j)
             s.commit()
             paths.append(p)
@@ -447,7 +263,7 @@ class LocalPrimitives(Primitives):
         big = right if left_small else left
         d = self._dir(name)
         p = os.path.join(d, "part-00000.parquet")
-        s = ParquetSink(p, out_schema)
+        s = SpillSink(p, out_schema)
         if small.num_rows:
             for t in self._chunks(big):
                 j = small.join(t, keys=on, join_type="inner", use_threads=False) if left_small else \
@@ -468,17 +284,3 @@ class LocalPrimitives(Primitives):
                 buf, rows, size = [], 0, 0
         if buf:
             yield pa.Table.from_batches(buf, schema=ds.schema)
-
-    # -- connected components
-    def connected_components(self, edges: Dataset, name: str, max_nodes: int | None = None) -> Dataset:
-        from corpusforge.algorithms.components import components_by_rounds, components_min_id
-
-        if edges.rows() > self.partition_rows:  # too many for one in-memory union-find: label rounds on disk
-            return components_by_rounds(self, edges, name)
-
-        src = [b.column("src") for b in self.read(edges)]
-        dst = [b.column("dst") for b in self.read(edges)]
-        s = pa.chunked_array(src, pa.string()) if src else pa.chunked_array([], pa.string())
-        t = pa.chunked_array(dst, pa.string()) if dst else pa.chunked_array([], pa.string())
-        ids, comp = components_min_id(s, t, max_nodes=max_nodes)
-        return self.from_table(pa.table({"id": ids, "component": comp}, schema=COMPONENT_SCHEMA), name)
