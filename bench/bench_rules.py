@@ -113,7 +113,7 @@ def peers(peer_dir):
     res["pangu_rules"] = ("datatrove GopherQualityFilter (zh)", lambda bs: run_filter(gopher, bs))
     import re
 
-    from corpusforge.stages.rulepack import read_word_list
+    from corpusforge.rulepack import read_word_list
     from corpusforge.stages.sensitive import DEFAULT_LISTS
 
     bad = C4BadWordsFilter(default_language="zh")
@@ -125,7 +125,7 @@ def peers(peer_dir):
 
 def matcher_only(batches) -> None:
     """Why ahocorasick-rs: the automaton alone, same patterns and skeletons, vs pyahocorasick if importable."""
-    from corpusforge.stages.rulepack import skeleton
+    from corpusforge.rulepack import skeleton
 
     m = mk("sensitive_words")._m
     sk = [skeleton(b.column("text")).to_pylist() for b in batches]

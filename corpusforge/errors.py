@@ -8,7 +8,10 @@ class CorpusforgeError(Exception):
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
-        self.code = code
+        self.code, self.message = code, message
+
+    def __reduce__(self):  # a worker's error crosses the process pool whole (default pickling loses `code`)
+        return type(self), (self.code, self.message)
 
 
 class QuarantineLimitError(CorpusforgeError):

@@ -22,17 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpusforge.primitives import fmix64
+
 _POLY = np.uint64(0x100000001B3)
 _U32 = np.uint64(0xFFFFFFFF)
 EMPTY = np.uint32(0xFFFFFFFF)  # signature value of a document with no shingles (datasketch's empty sketch)
-
-
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -49,7 +43,7 @@ def shingle_hash64(shingle: str) -> int:
     for ch in shingle:
         h = (h * 0x100000001B3 + ord(ch)) & 0xFFFFFFFFFFFFFFFF
     with np.errstate(over="ignore"):
-        return int(_fmix64(np.array([h], np.uint64))[0])
+        return int(fmix64(np.array([h], np.uint64))[0])
 
 
 def shingle_hash32(shingle: str) -> int:
@@ -196,7 +190,7 @@ def shingle_hashes(cp: np.ndarray, offs: np.ndarray, n: int) -> tuple[np.ndarray
             hs, doc = np.concatenate([hs, sh]), np.concatenate([doc, short])
             order = np.argsort(doc, kind="stable")
             hs, doc = hs[order], doc[order]
-        return _fmix64(hs), doc
+        return fmix64(hs), doc
 
 
 class MinHasher:
@@ -350,7 +344,7 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
         for k in range(bands):
             h = np.full(n, np.uint64(k + 1) * np.uint64(0x9E3779B97F4A7C15), np.uint64)
             for j in range(k * rows, (k + 1) * rows):
-                h = _fmix64(h ^ sig[:, j].astype(np.uint64))
+                h = fmix64(h ^ sig[:, j].astype(np.uint64))
             out[:, k] = h
     return out.view(np.int64)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusforge.stages.rulepack import Term, skeleton, skeleton_many
+from corpusforge.rulepack import Term, skeleton, skeleton_many
 
 _ALLOW = -1
 # Pure-ASCII terms (tnt, bt365) are matched separately on ASCII words: lower case, every run of

@@ -11,9 +11,8 @@ import html
 
 import pyarrow as pa
 
-import corpusforge.stages  # noqa: F401  (registers stages; imported first: wordmatch and stages import each other)
 from corpusforge.algorithms.wordmatch import _ALLOW, words
-from corpusforge.stages.rulepack import skeleton
+from corpusforge.rulepack import skeleton
 
 
 class Highlighter:

@@ -16,7 +16,7 @@ from corpusforge.rules_files import resolve
 from corpusforge.schema import score_column
 from corpusforge.stage import MapStage, Params, register
 from corpusforge.stages.basic import _LINEBREAK_RE, _STRIP_RE, nfkc_keep_zh_punct
-from corpusforge.stages.rulepack import read_regex_rules
+from corpusforge.rulepack import read_regex_rules
 
 # Beyond basic's controls/zero-width: every format character (bidi marks, soft hyphen, word joiners),
 # private-use code points (icon fonts, mojibake of custom glyphs) and U+FFFD.

@@ -19,7 +19,7 @@ from corpusforge.algorithms.wordmatch import WordMatcher
 from corpusforge.errors import CorpusforgeError
 from corpusforge.rules_files import resolve
 from corpusforge.stage import FilterStage, Params, Verdict, register
-from corpusforge.stages.rulepack import read_word_list, read_yaml
+from corpusforge.rulepack import read_word_list, read_yaml
 
 
 class Thresholds(BaseModel):

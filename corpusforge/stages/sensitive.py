@@ -12,7 +12,7 @@ import pyarrow as pa
 from corpusforge.algorithms.wordmatch import WordMatcher
 from corpusforge.rules_files import resolve
 from corpusforge.stage import FilterStage, Params, Verdict, register
-from corpusforge.stages.rulepack import read_word_list
+from corpusforge.rulepack import read_word_list
 
 DEFAULT_LISTS = {
     "political": "sensitive/political.txt",

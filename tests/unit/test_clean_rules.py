@@ -8,7 +8,7 @@ import pytest
 
 from corpusforge.rules_files import rules_root
 from corpusforge.stages.pangu_rules import PanguRules
-from corpusforge.stages.rulepack import read_regex_rules, read_word_list, read_yaml
+from corpusforge.rulepack import read_regex_rules, read_word_list, read_yaml
 
 ROOT = Path(str(rules_root()))
 REGEX = sorted(p for p in ROOT.glob("cleaning/*.yaml"))

@@ -107,7 +107,7 @@ def _child(tmp_path) -> dict:
 def test_class_archive_key_follows_the_class_path_and_old_archives_are_pruned(tmp_path, monkeypatch):
     import pyspark
 
-    from corpusforge.engines import spark as S
+    from corpusforge.engines import spark_classes as S
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "corpusforge"

@@ -7,7 +7,7 @@ import pytest
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import lookup
-from corpusforge.stages.rulepack import read_word_list
+from corpusforge.rulepack import read_word_list
 
 
 def mk(**kw):
