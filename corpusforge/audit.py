@@ -110,3 +110,11 @@ def _check_duplicate_of(reject_paths: list[str], kept_ids: set, stage_names: lis
     if bad:
         return [f"{len(bad)} rejects have a duplicate_of that did not survive their stage (e.g. {bad[0][0]} -> {bad[0][1]})"]
     return []
+
+
+def summary(run_dir: str) -> str:
+    """The line printed for a run that audits clean."""
+    with open(os.path.join(run_dir, "manifest.json"), encoding="utf-8") as f:
+        m = json.load(f)
+    return (f"audit ok: {len(m['stages'])} stages balance, {m['totals']['kept']} kept of {m['totals']['records']} records, "
+            f"{len(m['files'])} files match the manifest")

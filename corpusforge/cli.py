@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 
-from corpusforge import __version__
+from corpusforge import __version__, engines
 from corpusforge.errors import CorpusforgeError
 
 
@@ -26,16 +25,9 @@ def _cmd_run(args) -> int:
     workers = cfg.engine.workers
     engine = args.engine or cfg.engine.kind
     plan = make_plan(cfg, kind=getattr(args, "kind", "run"))
-    if engine == "local":
-        from corpusforge.engines import local
-
-        manifest = local.run(plan, workers=workers, resume=args.resume, overwrite=args.overwrite,
-                             progress=False if args.no_progress else None)
-    else:
-        mod = importlib.import_module(f"corpusforge.engines.{engine}")
-        manifest = mod.run(plan, workers=workers, resume=args.resume, overwrite=args.overwrite,
+    manifest = engines.run(plan, engine, workers=workers, resume=args.resume, overwrite=args.overwrite,
                            progress=False if args.no_progress else None)
-    _print_funnel(manifest, plan.out)
+    print(engines.funnel(manifest, plan.out))
     return 0
 
 
@@ -65,14 +57,6 @@ def _cmd_dedup(args) -> int:
         return _cmd_run(args)
 
 
-def _print_funnel(manifest: dict, out: str) -> None:
-    print(f"{'stage':<22}{'in':>10}{'kept':>10}{'dropped':>10}{'quarant.':>10}")
-    for st in manifest["stages"]:
-        print(f"{st['name']:<22}{st['in']:>10}{st['kept']:>10}{sum(st['dropped'].values()):>10}"
-              f"{sum(st['quarantined'].values()):>10}")
-    print(f"output: {out}/kept  rejects: {out}/rejects  quarantine: {out}/quarantine  manifest: {out}/manifest.json")
-
-
 def _cmd_stages(args) -> int:
     from corpusforge.stage import registry
 
@@ -87,17 +71,14 @@ def _cmd_stages(args) -> int:
 
 
 def _cmd_audit(args) -> int:
-    from corpusforge.audit import audit
+    from corpusforge.audit import audit, summary
 
     problems = audit(args.run_dir)
     for p in problems:
         print(f"audit: {p}", file=sys.stderr)
     if problems:
         return 1
-    with open(os.path.join(args.run_dir, "manifest.json"), encoding="utf-8") as f:
-        m = json.load(f)
-    print(f"audit ok: {len(m['stages'])} stages balance, {m['totals']['kept']} kept of {m['totals']['records']} records, "
-          f"{len(m['files'])} files match the manifest")
+    print(summary(args.run_dir))
     return 0
 
 
@@ -132,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Writes OUT/kept, OUT/rejects, OUT/quarantine (Parquet) and OUT/manifest.json.")
     r.add_argument("config", help="YAML config (run/input/stages/engine)")
     r.add_argument("--workers", type=int, help="worker processes (default: engine.workers); never changes results")
-    r.add_argument("--engine", choices=["local", "spark", "beam"], help="override engine.kind")
+    r.add_argument("--engine", choices=engines.ENGINES, help="override engine.kind")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping committed parts")
     r.add_argument("--overwrite", action="store_true", help="empty an earlier output of this command first (only a folder "
                    "corpusforge marked as its own run output; anything else is refused with output_not_ours)")
@@ -156,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--format", choices=["jsonl", "parquet", "txt"], help="input format (default: from the path)")
     dd.add_argument("--text-field", default="text", help="field holding the text (default: text)")
     dd.add_argument("--workers", type=int, help="worker processes (never changes results)")
-    dd.add_argument("--engine", choices=["local", "spark", "beam"], help="engine (default local)")
+    dd.add_argument("--engine", choices=engines.ENGINES, help="engine (default local)")
     dd.add_argument("--resume", action="store_true", help="continue an interrupted run")
     dd.add_argument("--overwrite", action="store_true", help="empty an earlier dedup output first (only a folder "
                     "corpusforge marked as its own dedup output)")
@@ -184,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("outdir", nargs="?", default="corpusforge-demo", help="output directory (default: ./corpusforge-demo; "
                    "an earlier demo there is replaced)")
     d.add_argument("--workers", type=int, help="worker processes (default 2, as engine.workers); never changes results")
-    d.add_argument("--engine", choices=["local", "spark", "beam"], default="local", help="engine for the cleaning run")
+    d.add_argument("--engine", choices=engines.ENGINES, default="local", help="engine for the cleaning run")
     d.add_argument("--steps", type=int, default=800, help="training steps of the tiny model (default 800)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(fn=_cmd_demo)

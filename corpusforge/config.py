@@ -94,6 +94,10 @@ class Config(_Strict):
             self._stages = self._build_stages()
         return self._stages
 
+    def stage_sources(self) -> dict[str, tuple[str, ...]]:
+        """Filter stage name → the only sources it may drop from (the stages' `sources:`)."""
+        return {lookup(sc.use).name: tuple(sc.sources) for sc in self.stages if sc.sources is not None}
+
     def _build_stages(self) -> list[Stage]:
         stages, names = [], set()
         for i, sc in enumerate(self.stages):
@@ -113,7 +117,6 @@ class Config(_Strict):
                 if set(sc.sources) - known:
                     raise CorpusforgeError("bad_config", f"stages.{i}.sources: {sorted(set(sc.sources) - known)} "
                                            f"are not input sources ({sorted(known)})")
-                stage.only_sources = tuple(sc.sources)
             stages.append(stage)
         return stages
 

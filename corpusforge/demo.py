@@ -1,5 +1,6 @@
-"""`corpusforge demo`: the whole PanGu-α flow on the bundled sample of real Chinese text, each step the
-same command a user would type (corpusforge/data/pangu.yaml and pangu_mix.yaml):
+"""`corpusforge demo`: the whole PanGu-α flow on the bundled sample of real Chinese text, each step
+printed as the command a user would type and run through the same library calls
+(corpusforge/data/pangu.yaml and pangu_mix.yaml):
 
   run (clean → t2s → pangu_rules → sensitive_words → spam_fasttext → quality_lr → dedup_exact →
   dedup_minhash → perplexity) → audit → tokenizer train → sample (Table-3 epochs) → shards verify →
@@ -14,6 +15,7 @@ import shutil
 import time
 from importlib import resources
 
+from corpusforge import engines
 from corpusforge.config import DEFAULT_WORKERS
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import outputs
@@ -24,12 +26,14 @@ def _data(name: str) -> str:
 
 
 def _step(title: str, argv: list[str]) -> None:
-    from corpusforge.cli import main
-
     print(f"\n== {title}: corpusforge {' '.join(argv)}", flush=True)
-    rc = main(argv)
-    if rc != 0:
-        raise CorpusforgeError("demo_failed", f"demo step {title!r} failed (exit {rc}); see the message above")
+
+
+def _failed(title: str, problems: list[str]) -> None:
+    for p in problems:
+        print(f"{title}: {p}")
+    if problems:
+        raise CorpusforgeError("demo_failed", f"demo step {title!r} failed; see the messages above")
 
 
 def run_demo(outdir: str, workers: int = DEFAULT_WORKERS, engine: str = "local", steps: int = 800, vocab: int = 8000,
@@ -42,25 +46,52 @@ def run_demo(outdir: str, workers: int = DEFAULT_WORKERS, engine: str = "local",
 
 
 def _demo(out: str, workers: int, engine: str, steps: int, vocab: int, progress: bool, t0: float) -> None:
+    from corpusforge.audit import audit
+    from corpusforge.config import load_config
+    from corpusforge.report.build import build_report
+    from corpusforge.runner import make_plan
+    from corpusforge.sample import shards as S
+    from corpusforge.sample import tokenizer as T
+    from corpusforge.sample.mix import load_mixture
+    from corpusforge.sample.sampler import format_table, sample
+
     corpus, tok, shards, train_dir = (os.path.join(out, n) for n in ("corpus", "tokenizer.json", "shards", "train"))
     quiet = [] if progress else ["--no-progress"]
-    shutil.copyfile(_data("pangu_mix.yaml"), os.path.join(out, "mix.yaml"))  # its paths are relative: corpus/, tokenizer.json
+    mix = os.path.join(out, "mix.yaml")
+    shutil.copyfile(_data("pangu_mix.yaml"), mix)  # its paths are relative: corpus/, tokenizer.json
     _step("clean the corpus", ["run", _data("pangu.yaml"), "--set", f"run.output={corpus}", "--engine", engine,
                                "--workers", str(workers), *quiet])
+    cfg = load_config(_data("pangu.yaml"), [f"run.output={corpus}"])
+    plan = make_plan(cfg)
+    print(engines.funnel(engines.run(plan, engine, workers=workers, progress=None if progress else False), plan.out))
     _step("audit", ["audit", corpus])
+    _failed("audit", audit(corpus))
     _step("train the tokenizer", ["tokenizer", "train", corpus, "--vocab-size", str(vocab), "--out", tok])
-    _step("sample the mixture", ["sample", os.path.join(out, "mix.yaml"), "--out", shards, "--workers", str(workers), *quiet])
+    print(T.describe(tok, T.train_on([corpus], vocab, tok)))
+    _step("sample the mixture", ["sample", mix, "--out", shards, "--workers", str(workers), *quiet])
+    print(format_table(sample(load_mixture(mix), shards, workers=workers, progress=progress, where=mix)))
     _step("verify the shards", ["shards", "verify", shards])
+    _failed("shards verify", S.verify(shards))
+    print(S.summary(shards))
     trained = importlib.util.find_spec("torch") is not None
     heldout = _data("sample/heldout_zhwiki.jsonl")
     if trained:
+        from corpusforge.train.evaluate import eval_ppl
+        from corpusforge.train.trainer import TrainArgs, summary, train
+
+        eval_every = max(1, steps // 4)
         _step("train PanGu-α tiny", ["train", "--data", shards, "--config", "tiny", "--out", train_dir, "--steps", str(steps),
-                                     "--eval-every", str(max(1, steps // 4)), *quiet])
+                                     "--eval-every", str(eval_every), *quiet])
+        print(summary(train(TrainArgs(data=shards, out=train_dir, config="tiny", steps=steps, eval_every=eval_every,
+                                      progress=progress)), train_dir))
         _step("held-out perplexity", ["eval-ppl", "--model", train_dir, "--data", heldout])
+        print(json.dumps(eval_ppl(train_dir, heldout), ensure_ascii=False))
     else:
         print("\n== training skipped: torch is not installed (pip install torch==2.13.0 'corpusforge[train]')")
     report = os.path.join(out, "report.html")
     _step("quality report", ["report", corpus, "--out", report, "--shards", shards, *(["--train", train_dir] if trained else [])])
+    build_report([corpus], report, [shards], [train_dir] if trained else [])
+    print(f"report: {report}")
     _summary(out, corpus, shards, train_dir if trained else None, report, time.time() - t0)
 
 

@@ -76,20 +76,22 @@ def quarantine_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, details:
 
 
 def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.RecordBatch, counts: dict,
-                 seconds: dict | None = None):
+                 seconds: dict | None = None, scopes: dict | None = None):
     """Runs the per-row stages. Returns (kept batch, [reject batches], [quarantine dicts]).
+    scopes: filter stage name → the only sources it may drop from (the plan's; absent = every source).
 
     counts maps stage name → ledger counts and is updated in place; so is `seconds` (stage → wall time)."""
     rejects, quarantine = [], []
     for stage, schema in zip(stages, schemas):
         t0 = time.perf_counter()
-        batch = _apply_one(stage, schema, batch, counts, rejects, quarantine)
+        batch = _apply_one(stage, schema, batch, counts, rejects, quarantine, (scopes or {}).get(stage.name))
         if seconds is not None:
             seconds[stage.name] = seconds.get(stage.name, 0.0) + time.perf_counter() - t0
     return batch, rejects, quarantine
 
 
-def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: dict, rejects: list, quarantine: list):
+def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: dict, rejects: list, quarantine: list,
+               only_sources: tuple[str, ...] | None):
     c = counts.setdefault(stage.name, new_counts())
     n = batch.num_rows
     c["in"] += n
@@ -115,8 +117,8 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
             invalid |= bad
     verdict = stage.decide(np_scores)
     keep = np.asarray(verdict.keep, bool) & ~invalid
-    if stage.only_sources is not None:  # other sources are scored but never dropped
-        keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(stage.only_sources)), bool) & ~invalid
+    if only_sources is not None:  # other sources are scored but never dropped
+        keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(only_sources)), bool) & ~invalid
     drop_idx = np.flatnonzero(~keep & ~invalid)
     if invalid.any():
         q_idx = np.flatnonzero(invalid)

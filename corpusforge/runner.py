@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -47,6 +47,7 @@ class Plan:
     out: str
     fixes: dict[str, int]  # plan-time fixes (duplicate input paths), counted in the ingest ledger
     kind: str = "run"  # the output marker's command kind (outputs.claim): run, or dedup for the shortcut
+    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # filter stage → the only sources it drops from
 
     @property
     def kept_schema(self) -> pa.Schema:
@@ -107,7 +108,7 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
         for f in s.files():
             rule_hashes[f"{s.name}:{os.path.basename(f)}"] = sha256_file(f)
     return Plan(cfg, stages, output_schemas(stages, DOC_SCHEMA), jobs, inputs, rule_hashes, out,
-                {"duplicate_input_path": dups} if dups else {}, kind)
+                {"duplicate_input_path": dups} if dups else {}, kind, cfg.stage_sources())
 
 
 def resolved_config(cfg: Config) -> dict:
@@ -151,7 +152,10 @@ def prepare_output(plan: Plan, resume: bool) -> set[int]:
     write_json(state_path, key)  # before anything else lands in OUT, so a resumable OUT always has its state
     for d in (*OUTPUT_DIRS, "_parts"):
         _makedir(os.path.join(out, d))
-    return _clean_uncommitted(out, len(plan.jobs))
+    for name in os.listdir(out):  # temp files of OUT's own (the state, the manifest)
+        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(out, name)):
+            os.unlink(os.path.join(out, name))
+    return sweep_uncommitted(out, os.path.join(out, "_parts"), [os.path.join(out, d) for d in OUTPUT_DIRS], len(plan.jobs))
 
 
 def _makedir(path: str) -> None:
@@ -167,33 +171,30 @@ def _only_temp_files(out: str) -> bool:
     return all(name.startswith(TMP_MARK) or (root == out and name in ours) for root, _, files in os.walk(out) for name in files)
 
 
-def _clean_uncommitted(out: str, nparts: int) -> set[int]:
-    """Keeps only files listed by committed part ledgers; deletes temp files and stray outputs."""
+def sweep_uncommitted(out: str, marker_dir: str, data_dirs: list[str], nparts: int) -> set[int]:
+    """The parts whose marker in marker_dir is intact; deletes torn or stale markers, temp files and every
+    file in data_dirs (and marker_dir) that no intact marker lists. The one sweep of final and staged parts."""
     done, listed = set(), set()
-    parts_dir = os.path.join(out, "_parts")
-    for name in sorted(os.listdir(parts_dir)):
-        path = os.path.join(parts_dir, name)
+    for name in sorted(os.listdir(marker_dir)):
         if name.startswith(TMP_MARK) or not name.endswith(".json"):
-            os.unlink(path)
-            continue
+            continue  # not a marker: kept below only if a marker lists it
+        path = os.path.join(marker_dir, name)
         try:
             with open(path, encoding="utf-8") as f:
                 rec = json.load(f)
         except (OSError, ValueError):
             os.unlink(path)  # torn marker: the part reruns
             continue
-        if rec.get("part", nparts) >= nparts or not files_intact(out, rec):
+        if not isinstance(rec, dict) or rec.get("part", nparts) >= nparts or not files_intact(out, rec):
             os.unlink(path)
             continue
         done.add(rec["part"])
-        listed.update(fi["path"] for fi in rec["files"])
-    for d in OUTPUT_DIRS:
-        for name in os.listdir(os.path.join(out, d)):
-            if f"{d}/{name}" not in listed:
-                os.unlink(os.path.join(out, d, name))
-    for name in os.listdir(out):
-        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(out, name)):
-            os.unlink(os.path.join(out, name))
+        listed.update(os.path.join(out, fi["path"]) for fi in rec["files"])
+        listed.add(path)
+    for d in dict.fromkeys([*data_dirs, marker_dir]):
+        for name in os.listdir(d):
+            if os.path.join(d, name) not in listed:
+                os.unlink(os.path.join(d, name))
     return done
 
 

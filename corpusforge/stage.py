@@ -48,7 +48,7 @@ class Stage:
     def __getstate__(self):
         # Only the configuration travels to workers/executors; resources (automata, converters, models)
         # are rebuilt by setup() there, and some of them cannot be pickled.
-        return {k: v for k, v in self.__dict__.items() if k in ("params", "only_sources")}
+        return {k: v for k, v in self.__dict__.items() if k == "params"}
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return schema
@@ -65,7 +65,6 @@ class FilterStage(Stage):
     """score() writes `<stage>__<score>` columns; decide() turns them into keep + one reason per check."""
 
     scores: ClassVar[dict[str, pa.DataType]] = {}
-    only_sources: tuple[str, ...] | None = None  # set from the config's `sources:`; None = every document
     # reasons decided by rule lists (lexicons, keyword lists): guarded by limits.max_rule_drop_fraction
     rule_reasons: ClassVar[frozenset[str]] = frozenset()
 
@@ -90,7 +89,7 @@ class GlobalStage(Stage):
     per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id), or a
     (decisions, fixes) pair whose fixes rows (primitives.FIX_SCHEMA: _cf_part, fix, n) become the stage's
     per-part FIX counters in the ledger.
-    The engine applies them part by part (see corpusforge/engines/local.py), so memory stays bounded.
+    The driver applies them part by part (see corpusforge/driver.py), so memory stays bounded.
     """
 
     def run(self, engine: Any, dataset: Any) -> Any:

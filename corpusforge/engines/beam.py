@@ -1,4 +1,4 @@
-"""Apache Beam engine: the local driver's plan (corpusforge/engines/local.py) with Beam doing the work.
+"""Apache Beam engine: the driver's plan (corpusforge/driver.py) with Beam doing the work.
 
 * Per-row phases: a pipeline `Create(task numbers) | Reshuffle | ParDo(part task)`; the DoFn runs stage
   `setup()` in `DoFn.setup()` (once per worker), streams its input part through the stages and commits the
@@ -25,11 +25,11 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from corpusforge.config import DEFAULT_WORKERS
-from corpusforge.engines import local
+from corpusforge import driver, parttask
 from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.primitives import aggregate_schema, check_aggs, conform, join_schema, two_phase
 from corpusforge.errors import CorpusforgeError
-from corpusforge.runner import Plan, part_name, resume_key, stable_hash
+from corpusforge.runner import Plan, resume_key, stable_hash
 
 
 def _beam():
@@ -69,10 +69,10 @@ def _part_fn_class():
             self.plan, self.plan_key, self.todo = plan, plan_key, todo
 
         def setup(self):
-            local.setup_worker(self.plan, self.plan_key)
+            parttask.setup_worker(self.plan, self.plan_key)
 
         def process(self, i):
-            rec = local.run_task(self.plan, self.plan_key, self.todo[i])
+            rec = parttask.run_task(self.plan, self.plan_key, self.todo[i])
             yield json.dumps({"part": rec["part"], "counts": rec["counts"]}, sort_keys=True)
 
     return RunParts
@@ -230,35 +230,34 @@ class BeamPrimitives(LocalPrimitives):
 # ------------------------------------------------------------------------------------------- driver
 
 
-def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
-        options=None) -> dict:
-    beam = _beam()
-    opts, step_opts = pipeline_options(options if options is not None else plan.config.engine.options, workers)
-    plan_key = stable_hash(resume_key(plan))
-    RunParts = _part_fn_class()
+class BeamExecutor(driver.Executor):
+    """Part tasks as one Beam pipeline per phase; global stages as Beam pipelines (BeamPrimitives)."""
 
-    def execute(plan: Plan, todo: list, workers: int, bar, on_progress, timings: dict) -> None:
-        if not todo:
+    name = "beam"
+
+    def __init__(self, opts, step_opts, plan_key: str):
+        self.opts, self.step_opts, self.plan_key = opts, step_opts, plan_key
+
+    def execute(self, plan: Plan, tasks: list, workers: int, bar, on_progress, timings: dict) -> None:
+        if not tasks:
             return
-        with beam.Pipeline(options=opts) as p:
-            (p | "tasks" >> beam.Create(list(range(len(todo))))
+        beam = _beam()
+        with beam.Pipeline(options=self.opts) as p:
+            (p | "tasks" >> beam.Create(list(range(len(tasks))))
              | "spread" >> beam.Reshuffle()
-             | "parts" >> beam.ParDo(RunParts(plan, plan_key, todo)))
-        missing = [j.part.index for k, j in todo if not os.path.exists(_marker(plan, k, j))]
+             | "parts" >> beam.ParDo(_part_fn_class()(plan, self.plan_key, tasks)))
+        missing = [j.part.index for k, j in tasks if not os.path.exists(parttask.marker_path(plan, k, j))]
         if missing:
             raise CorpusforgeError("incomplete_run", f"beam finished without committing parts {missing[:5]}")
         if bar is not None:
-            bar.update(len(todo))
+            bar.update(len(tasks))
 
-    def backend(workdir: str):
-        return BeamPrimitives(workdir, step_opts), None
-
-    return local.run(plan, workers=workers, resume=resume, overwrite=overwrite, progress=progress,
-                     engine="beam", execute=execute, backend=backend)
+    def primitives(self, workdir: str, workers: int, batch_rows: int):
+        return BeamPrimitives(workdir, self.step_opts), None
 
 
-def _marker(plan: Plan, k: int, job) -> str:
-    name = f"{part_name(job.part.index)}.json"
-    if local.phases(plan)[k].last:
-        return os.path.join(plan.out, "_parts", name)
-    return os.path.join(local._staged(plan.out, k), name)
+def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
+        options=None) -> dict:
+    opts, step_opts = pipeline_options(options if options is not None else plan.config.engine.options, workers)
+    return driver.run(plan, BeamExecutor(opts, step_opts, stable_hash(resume_key(plan))), workers, resume=resume,
+                      overwrite=overwrite, progress=progress)

@@ -1,4 +1,4 @@
-"""Spark engine: the local driver's plan (corpusforge/engines/local.py) with Spark doing the work.
+"""Spark engine: the driver's plan (corpusforge/driver.py) with Spark doing the work.
 
 * Per-row phases: one Spark task per input part, launched with `mapInArrow` over a DataFrame of part
   numbers. The task streams the part's RecordBatches through the stages and commits its kept, rejects
@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from corpusforge import faults
 from corpusforge.config import DEFAULT_WORKERS
-from corpusforge.engines import local
+from corpusforge import driver, parttask
 from corpusforge.engines.spark_classes import _class_archive, _finish_archive, _java_binary
 from corpusforge.errors import CorpusforgeError
 from corpusforge.primitives import Primitives, check_aggs, conform, join_schema
@@ -304,32 +304,39 @@ class _PartTasks:
         faults.set_attempt(TaskContext.get().attemptNumber())
         for b in batches:
             for i in b.column("id").to_pylist():
-                rec = local.run_task(self.plan, self.plan_key, self.todo[i])
+                rec = parttask.run_task(self.plan, self.plan_key, self.todo[i])
                 yield pa.RecordBatch.from_pydict({"part": [rec["part"]], "marker": [json.dumps(rec, sort_keys=True)]},
                                                  schema=MARKER_SCHEMA)
+
+
+class SparkExecutor(driver.Executor):
+    """Part tasks as one Spark partition each; global stages on SparkPrimitives."""
+
+    name = "spark"
+
+    def __init__(self, spark, plan_key: str):
+        self.spark, self.plan_key = spark, plan_key
+
+    def execute(self, plan: Plan, tasks: list, workers: int, bar, on_progress, timings: dict) -> None:
+        if not tasks:
+            return
+        # one Spark partition per part (range partitions are contiguous): a part is the unit of retry and commit
+        df = self.spark.range(0, len(tasks), 1, len(tasks))
+        rows = df.mapInArrow(_PartTasks(plan, self.plan_key, tasks), _spark_schema(MARKER_SCHEMA)).collect()
+        if len(rows) != len(tasks):
+            raise CorpusforgeError("incomplete_run", f"spark returned {len(rows)} of {len(tasks)} part markers")
+        for r in rows:
+            driver.add_seconds(timings, json.loads(r["marker"])["seconds"])
+        if bar is not None:
+            bar.update(len(rows))
+
+    def primitives(self, workdir: str, workers: int, batch_rows: int):
+        prims = SparkPrimitives(self.spark, workdir)
+        return prims, functools.partial(prims.to_local, schema=DECISION_SCHEMA)
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         spark=None) -> dict:
     spark = spark or session(plan.config.engine.options, workers, f"corpusforge {plan.config.run.name}")
-    plan_key = stable_hash(resume_key(plan))
-
-    def execute(plan: Plan, todo: list, workers: int, bar, on_progress, timings: dict) -> None:
-        if not todo:
-            return
-        # one Spark partition per part (range partitions are contiguous): a part is the unit of retry and commit
-        df = spark.range(0, len(todo), 1, len(todo))
-        rows = df.mapInArrow(_PartTasks(plan, plan_key, todo), _spark_schema(MARKER_SCHEMA)).collect()
-        if len(rows) != len(todo):
-            raise CorpusforgeError("incomplete_run", f"spark returned {len(rows)} of {len(todo)} part markers")
-        for r in rows:
-            local.add_seconds(timings, json.loads(r["marker"])["seconds"])
-        if bar is not None:
-            bar.update(len(rows))
-
-    def backend(workdir: str):
-        prims = SparkPrimitives(spark, workdir)
-        return prims, functools.partial(prims.to_local, schema=DECISION_SCHEMA)
-
-    return local.run(plan, workers=workers, resume=resume, overwrite=overwrite, progress=progress,
-                     engine="spark", execute=execute, backend=backend)
+    return driver.run(plan, SparkExecutor(spark, stable_hash(resume_key(plan))), workers, resume=resume,
+                      overwrite=overwrite, progress=progress)

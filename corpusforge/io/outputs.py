@@ -153,8 +153,8 @@ def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
         return False
     names = _user_entries(out)
     mine = marker_kind(out)
-    if not names or names == [MARKER]:
-        return False  # empty, or claimed by a command killed before it wrote anything
+    if all(n == MARKER or _MARKER_TMP.fullmatch(n) for n in names):
+        return False  # empty, or claimed by a command that is writing its marker or was killed before it wrote anything
     if mine != kind:
         what = f"a corpusforge {mine} output, not a {kind} output" if mine else "not written by corpusforge"
         if overwrite or resume:

@@ -8,35 +8,10 @@ import sys
 
 
 def _cmd_tokenizer_train(args) -> int:
-    from corpusforge.errors import CorpusforgeError
     from corpusforge.sample import tokenizer as T
-    from corpusforge.sample.docs import iter_texts
 
-    if args.vocab_size < 300:
-        raise CorpusforgeError("bad_argument", f"--vocab-size {args.vocab_size}: need at least 300 (256 bytes + specials + merges)")
-    if not 0 <= args.holdout < 1:
-        raise CorpusforgeError("bad_argument", f"--holdout {args.holdout}: must be in [0, 1)")
-    T.check_replace(args.out)  # before the (long) training, not after it
-    held: list[str] = []
-    trained = [0]
-
-    def train_texts():
-        for i, t in iter_texts(args.inputs, args.text_field):
-            if args.holdout and T.held_out(i, args.holdout):
-                held.append(t)
-            else:
-                trained[0] += 1
-                yield t
-
-    T.train(train_texts(), args.vocab_size, args.out, args.min_frequency)
-    if not trained[0]:
-        raise CorpusforgeError("no_documents", "no documents to train on (all inputs empty or held out)")
-    tok = T.load(args.out)
-    print(f"tokenizer: {args.out} (vocab {tok.get_vocab_size()}, trained on {trained[0]} documents)")
-    if held:
-        r = T.evaluate(tok, iter(held))
-        print(f"held-out: {r['docs']} documents, {r['chars']} chars, {r['tokens']} tokens, "
-              f"{r['chars_per_token']:.3f} chars/token, {r['roundtrip_failures']} round-trip failures")
+    r = T.train_on(args.inputs, args.vocab_size, args.out, args.min_frequency, args.holdout, args.text_field)
+    print(T.describe(args.out, r))
     return 0
 
 
@@ -66,16 +41,14 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_shards_verify(args) -> int:
-    from corpusforge.sample.shards import load_manifest, verify
+    from corpusforge.sample.shards import summary, verify
 
     problems = verify(args.dir)
     for p in problems:
         print(f"shards verify: {p}", file=sys.stderr)
     if problems:
         return 1
-    m = load_manifest(args.dir)
-    print(f"shards ok: {len(m['shards'])} shard(s), {sum(e['docs'] for e in m['shards'])} documents, "
-          f"{sum(e['tokens'] for e in m['shards'])} tokens; headers, offsets, sizes and sha256 match {args.dir}/shards.json")
+    print(summary(args.dir))
     return 0
 
 

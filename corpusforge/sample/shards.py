@@ -223,3 +223,10 @@ def verify(d: str) -> list[str]:
     problems.extend(f"{os.path.join(d, n)}: not listed in {MANIFEST}" for n in sorted(os.listdir(d))
                     if n.endswith((".bin", ".idx")) and n not in seen and os.path.isfile(os.path.join(d, n)))
     return problems
+
+
+def summary(d: str) -> str:
+    """The line printed for a shard directory that verifies clean."""
+    m = load_manifest(d)
+    return (f"shards ok: {len(m['shards'])} shard(s), {sum(e['docs'] for e in m['shards'])} documents, "
+            f"{sum(e['tokens'] for e in m['shards'])} tokens; headers, offsets, sizes and sha256 match {d}/shards.json")

@@ -63,8 +63,6 @@ class TokenizeStage(MapStage):
 
     def encode(self, texts: list[str]) -> tuple[list[np.ndarray | None], list[str | None]]:
         """Token arrays (None on a failed round trip) and the failure details, in input order."""
-        if not hasattr(self, "tok"):
-            self.setup()
         p = self.params
         lists = [e.ids for e in self.tok.encode_batch_fast(texts, add_special_tokens=False)]
         errors: list[str | None] = [None] * len(texts)

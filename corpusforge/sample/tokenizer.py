@@ -92,3 +92,40 @@ def evaluate(tok, texts: Iterator[str], batch: int = 256) -> dict:
         flush()
     return {"docs": docs, "chars": chars, "tokens": tokens, "roundtrip_failures": bad,
             "chars_per_token": chars / tokens if tokens else 0.0}
+
+
+def train_on(inputs: list[str], vocab_size: int, out: str, min_frequency: int = 2, holdout: float = 0.05,
+             text_field: str = "text") -> dict:
+    """Trains on the documents of `inputs` (run dirs, .jsonl/.parquet/.txt) except a stable-hash `holdout`
+    fraction, which it evaluates on. Returns {"vocab", "trained", "heldout": evaluate() or None}."""
+    from corpusforge.sample.docs import iter_texts
+
+    if vocab_size < 300:
+        raise CorpusforgeError("bad_argument", f"--vocab-size {vocab_size}: need at least 300 (256 bytes + specials + merges)")
+    if not 0 <= holdout < 1:
+        raise CorpusforgeError("bad_argument", f"--holdout {holdout}: must be in [0, 1)")
+    check_replace(out)  # before the (long) training, not after it
+    held: list[str] = []
+    trained = [0]
+
+    def train_texts():
+        for i, t in iter_texts(inputs, text_field):
+            if holdout and held_out(i, holdout):
+                held.append(t)
+            else:
+                trained[0] += 1
+                yield t
+
+    train(train_texts(), vocab_size, out, min_frequency)
+    if not trained[0]:
+        raise CorpusforgeError("no_documents", "no documents to train on (all inputs empty or held out)")
+    tok = load(out)
+    return {"vocab": tok.get_vocab_size(), "trained": trained[0], "heldout": evaluate(tok, iter(held)) if held else None}
+
+
+def describe(out: str, r: dict) -> str:
+    line = f"tokenizer: {out} (vocab {r['vocab']}, trained on {r['trained']} documents)"
+    if (h := r["heldout"]) is not None:
+        line += (f"\nheld-out: {h['docs']} documents, {h['chars']} chars, {h['tokens']} tokens, "
+                 f"{h['chars_per_token']:.3f} chars/token, {h['roundtrip_failures']} round-trip failures")
+    return line

@@ -100,8 +100,6 @@ class Clean(MapStage):
         return pa.array(vals, pa.string()), hit.astype(np.int64)
 
     def clean(self, texts: pa.Array) -> tuple[pa.Array, dict[str, np.ndarray]]:
-        if not hasattr(self, "_rules"):
-            self.setup()
         n = len(texts)
         t = pc.replace_substring_regex(texts, _LINEBREAK_RE, "\n")
         ent = np.zeros(n, np.int64)

@@ -45,8 +45,6 @@ class SpamFastText(FilterStage):
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import spam
 
-        if not hasattr(self, "_model"):
-            self.setup()
         texts = batch.column("text").to_pylist()
         return {"prob": pa.array(spam.spam_prob(self._model, texts, self._info["max_chars"]), pa.float64())}
 
@@ -83,8 +81,6 @@ class QualityLR(FilterStage):
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import quality
 
-        if not hasattr(self, "_model"):
-            self.setup()
         s = self._model.score(batch.column("text").to_pylist())
         draw = quality.pareto_draw(quality.uniform(self.params.seed, batch.column("id").to_pylist()), self.params.alpha)
         return {"score": pa.array(s, pa.float64()), "draw": pa.array(draw, pa.float64())}

@@ -114,8 +114,6 @@ class PanguRules(FilterStage):
         self._nav_terms = frozenset(t.text for t in read_word_list(self.params.nav_terms))
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
-        if not hasattr(self, "t"):
-            self.setup()
         texts = batch.column("text")
         chars = pc.utf8_length(pc.replace_substring_regex(texts, "\\s+", "")).to_numpy(zero_copy_only=False).astype(np.int64)
         zh = pc.count_substring_regex(texts, _ZH_RE).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -136,7 +134,7 @@ class PanguRules(FilterStage):
         }
 
     def decide(self, s: dict[str, np.ndarray]) -> Verdict:
-        t = self.t if hasattr(self, "t") else self._load_thresholds()
+        t = self.t
         n = len(s["chars"])
         reason = np.full(n, None, dtype=object)
         nav = ((s["lines"] >= t.nav_min_lines) & (s["prose_frac"] < t.nav_max_prose_frac)

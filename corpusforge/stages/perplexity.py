@@ -94,8 +94,6 @@ class Perplexity(FilterStage):
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.train import charlm
 
-        if not hasattr(self, "_score"):
-            self.setup()
         ppl = np.asarray(self._score(batch.column("text").to_pylist()), dtype=np.float64)
         return {"ppl": pa.array(ppl, pa.float64()), "bucket": pa.array(charlm.bucket(ppl, self._cuts), pa.string())}
 

@@ -47,8 +47,6 @@ class SensitiveWords(FilterStage):
         self._m = WordMatcher(lists, allow, variants=self.params.variants)
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
-        if not hasattr(self, "_m"):
-            self.setup()
         hits, masks = self._m.count(batch.column("text"))
         names = {m: self._m.names(m) for m in set(masks)}
         return {"hits": pa.array(hits, pa.int64()), "categories": pa.array([names[m] for m in masks], pa.string())}

@@ -79,8 +79,6 @@ class T2S(MapStage):
         return schema.append(pa.field(score_column(self.name, "chars_changed"), pa.int64()))
 
     def convert(self, texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-        if not hasattr(self, "_cc"):
-            self.setup()
         changed = np.zeros(len(texts), np.int64)
         vals = texts.to_pylist()
         converted = self._convert_all(vals)

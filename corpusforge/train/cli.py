@@ -8,66 +8,22 @@ import os
 
 
 def _cmd_train(args) -> int:
-    from corpusforge.train.trainer import TrainArgs, train
+    from corpusforge.train.trainer import TrainArgs, summary, train
 
     _threads(args)
     r = train(TrainArgs(data=args.data, out=args.out, config=args.config, steps=args.steps, batch_size=args.batch_size,
                         lr=args.lr, warmup=args.warmup, seed=args.seed, seq_len=args.seq_len, eval_every=args.eval_every,
                         checkpoint_every=args.checkpoint_every, device=args.device, resume=args.resume,
                         overwrite=args.overwrite, stop_at=args.stop_at, progress=not args.no_progress))
-    ev = r["eval"] or {}
-    state = "finished" if r["finished"] else "stopped (resume with --resume)"
-    print(f"{state} at step {r['step']}: {r['tokens']} tokens, {r['tokens_per_s']:,.0f} tokens/s"
-          + (f", eval loss {ev['eval_loss']:.4f}, eval ppl {ev['eval_ppl']:.2f}" if ev else "")
-          + f"; log: {os.path.join(args.out, 'log.jsonl')}")
+    print(summary(r, args.out))
     return 0
 
 
-def heldout_docs(run, path: str, text_field: str = "text"):
-    """Token documents of HELDOUT: a shard directory as stored (must share the run's tokenizer), or
-    text (run dir, .jsonl/.parquet/.txt) tokenized with the run's tokenizer."""
-    import numpy as np
-
-    from corpusforge.errors import CorpusforgeError
-    from corpusforge.rules_files import sha256_file
-
-    if os.path.isfile(os.path.join(path, "shards.json")):
-        from corpusforge.sample.shards import load_manifest, open_shards
-
-        m = load_manifest(path)
-        if sha256_file(os.path.join(path, m["tokenizer"]["path"])) != run.config["tokenizer_sha256"]:
-            raise CorpusforgeError("tokenizer_mismatch", f"{path}: shards use another tokenizer than {run.dir}")
-        return [np.asarray(d, dtype=np.int64) for s in open_shards(path) for d in (s[i] for i in range(len(s)))]
-    from corpusforge.sample.docs import iter_texts
-
-    texts = [t for _, t in iter_texts([path], text_field)]
-    return run.encode(texts)
-
-
 def _cmd_eval_ppl(args) -> int:
-    from corpusforge.io.writers import write_json
     from corpusforge.train import evaluate
-    from corpusforge.train.trainer import pick_device
 
     _threads(args)
-    run = evaluate.Run(args.model, device=pick_device(args.device))
-    docs = heldout_docs(run, args.data, args.text_field)
-    res = evaluate.ppl(run.model, docs, run.eod, run.device) | {"model": os.path.abspath(args.model),
-                                                                "data": os.path.abspath(args.data)}
-    out = args.out or os.path.join(args.model, "eval_ppl.json")
-    write_json(out, res)
-    if args.write_cutoffs:
-        from corpusforge.train import charlm
-        from corpusforge.rules_files import sha256_file
-
-        nll, cnt = evaluate.doc_nll(run.model, docs, run.eod, run.device)
-        import numpy as np
-
-        cuts = charlm.cutoffs(np.exp(nll / np.maximum(cnt, 1)))
-        write_json(os.path.join(args.model, "ppl_cutoffs.json"),
-                   {"kind": "ppl_cutoffs", "cutoffs": cuts, "percentiles": list(charlm.BUCKET_PERCENTILES),
-                    "reference": os.path.abspath(args.data), "reference_docs": len(docs),
-                    "model_sha256": sha256_file(os.path.join(args.model, "model.pt"))})
+    res = evaluate.eval_ppl(args.model, args.data, args.out, args.text_field, args.device, args.write_cutoffs)
     print(json.dumps(res, ensure_ascii=False))
     return 0
 

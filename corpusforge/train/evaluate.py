@@ -94,3 +94,43 @@ class Run:
     def doc_ppl(self, texts: list[str]) -> np.ndarray:
         nll, cnt = doc_nll(self.model, self.encode(texts), self.eod, self.device)
         return np.exp(nll / np.maximum(cnt, 1))
+
+
+def heldout_docs(run: Run, path: str, text_field: str = "text") -> list[np.ndarray]:
+    """Token documents of HELDOUT: a shard directory as stored (must share the run's tokenizer), or
+    text (run dir, .jsonl/.parquet/.txt) tokenized with the run's tokenizer."""
+    from corpusforge.rules_files import sha256_file
+
+    if os.path.isfile(os.path.join(path, "shards.json")):
+        from corpusforge.sample.shards import load_manifest, open_shards
+
+        m = load_manifest(path)
+        if sha256_file(os.path.join(path, m["tokenizer"]["path"])) != run.config["tokenizer_sha256"]:
+            raise CorpusforgeError("tokenizer_mismatch", f"{path}: shards use another tokenizer than {run.dir}")
+        return [np.asarray(d, dtype=np.int64) for s in open_shards(path) for d in (s[i] for i in range(len(s)))]
+    from corpusforge.sample.docs import iter_texts
+
+    return run.encode([t for _, t in iter_texts([path], text_field)])
+
+
+def eval_ppl(model_dir: str, data: str, out: str | None = None, text_field: str = "text", device: str = "auto",
+             write_cutoffs: bool = False) -> dict:
+    """Held-out perplexity of a trained run on DATA, written to OUT (default MODEL/eval_ppl.json); with
+    write_cutoffs, the run's perplexity bucket cut-offs too (MODEL/ppl_cutoffs.json)."""
+    from corpusforge.io.writers import write_json
+    from corpusforge.train.trainer import pick_device
+
+    run = Run(model_dir, device=pick_device(device))
+    docs = heldout_docs(run, data, text_field)
+    res = ppl(run.model, docs, run.eod, run.device) | {"model": os.path.abspath(model_dir), "data": os.path.abspath(data)}
+    write_json(out or os.path.join(model_dir, "eval_ppl.json"), res)
+    if write_cutoffs:
+        from corpusforge.rules_files import sha256_file
+        from corpusforge.train import charlm
+
+        nll, cnt = doc_nll(run.model, docs, run.eod, run.device)
+        write_json(os.path.join(model_dir, "ppl_cutoffs.json"),
+                   {"kind": "ppl_cutoffs", "cutoffs": charlm.cutoffs(np.exp(nll / np.maximum(cnt, 1))),
+                    "percentiles": list(charlm.BUCKET_PERCENTILES), "reference": os.path.abspath(data),
+                    "reference_docs": len(docs), "model_sha256": sha256_file(os.path.join(model_dir, "model.pt"))})
+    return res

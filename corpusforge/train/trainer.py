@@ -60,6 +60,15 @@ def lr_at(step: int, a: TrainArgs) -> float:
     return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def summary(r: dict, out: str) -> str:
+    """The line printed after `corpusforge train`."""
+    ev = r["eval"] or {}
+    state = "finished" if r["finished"] else "stopped (resume with --resume)"
+    return (f"{state} at step {r['step']}: {r['tokens']} tokens, {r['tokens_per_s']:,.0f} tokens/s"
+            + (f", eval loss {ev['eval_loss']:.4f}, eval ppl {ev['eval_ppl']:.2f}" if ev else "")
+            + f"; log: {os.path.join(out, 'log.jsonl')}")
+
+
 def pick_device(name: str) -> str:
     torch = require_torch()
     if name == "auto":

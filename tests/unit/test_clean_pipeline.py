@@ -55,7 +55,7 @@ def test_rule_chain_same_bytes_with_two_workers(shared_data, tmp_path):
 
 
 def test_stages_pickle_after_setup_and_rebuild_resources():
-    """Spark/Beam ship stage objects to executors: only parameters travel, setup() runs there."""
+    """Spark/Beam ship stage objects to executors: only parameters travel, the engine runs setup() there."""
     import pickle
 
     import pyarrow as pa
@@ -68,7 +68,8 @@ def test_stages_pickle_after_setup_and_rebuild_resources():
         s = cls(cls.Params())
         s.setup()
         clone = pickle.loads(pickle.dumps(s))
-        assert clone.params == s.params
+        assert clone.params == s.params and set(vars(clone)) == {"params"}  # no resources travel
+        clone.setup()  # as the engine does on each worker
         if hasattr(s, "map"):
             assert clone.map(batch).equals(s.map(batch))
         else:

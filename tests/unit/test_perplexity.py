@@ -74,6 +74,7 @@ def test_model_file_is_reproducible(tmp_path, sets):
 def test_stage_pickles_and_buckets(sets):
     st = Perplexity(Perplexity.Params())
     st2 = pickle.loads(pickle.dumps(st))
+    st2.setup()  # as the engine does on each worker
     texts = sets["prose"][:10] + sets["sms_spam"][:10]
     batch = pa.RecordBatch.from_pydict({"id": [str(i) for i in range(20)], "text": texts})
     s = st2.score(batch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 
+import pyarrow.parquet as pq
 import yaml
 
 from corpusforge import demo
@@ -58,3 +59,28 @@ def test_one_workers_default_for_every_engine_and_the_demo():
     defaults = {f.__module__: inspect.signature(f).parameters["workers"].default
                 for f in (local.run, spark.run, beam.run, demo.run_demo)}
     assert set(defaults.values()) == {DEFAULT_WORKERS} == {EngineConfig().workers}, defaults
+
+
+def test_a_stages_sources_scope_travels_on_the_plan_and_spares_other_sources(shared_data, tmp_path):
+    """`sources:` limits where a filter drops; it is the plan's (plan.scopes), not an attribute patched
+    onto the stage, so a stage object is the same whatever it is scoped to."""
+    from corpusforge.config import load_config
+    from corpusforge.runner import make_plan
+
+    files = {"web": shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl",
+             "wiki": shared_data / "prose" / "zhwiki_articles_100.jsonl"}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "run": {"name": "t", "output": str(tmp_path / "out")},
+        "input": [{"format": "jsonl", "paths": [str(p)], "source": s} for s, p in files.items()],
+        "stages": [{"use": "text_sanity", "with": {"min_chars": 1500}, "sources": ["web"]}],
+        "limits": {"max_quarantine_fraction": 1.0}}), encoding="utf-8")
+    plan = make_plan(load_config(str(cfg)))
+    assert plan.scopes == {"text_sanity": ("web",)} and vars(plan.stages[0]).keys() == {"params"}
+    assert cli("run", cfg, "--no-progress").returncode == 0
+    rejects = pq.read_table(tmp_path / "out" / "rejects").to_pylist()
+    kept = pq.read_table(tmp_path / "out" / "kept").to_pylist()
+    assert rejects and {r["source"] for r in rejects} == {"web"}  # web documents under 1500 chars dropped
+    short_wiki = [d for d in kept if d["source"] == "wiki" and d["text_sanity__chars"] < 1500]
+    assert len(short_wiki) > 10  # wiki documents as short are scored but kept
+    assert sum(d["source"] == "wiki" for d in kept) == 100

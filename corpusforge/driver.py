@@ -1,0 +1,149 @@
+"""The driver of every engine: claims the output, runs the plan phase by phase, writes the manifest.
+
+The work itself is done by an `Executor`: the local process pool, Spark or Beam. Each runs the same
+(phase, part) tasks (corpusforge/parttask.py) on its workers and supplies the primitives global stages
+run on; the files, markers and commit protocol are the driver's and the task's, so every engine's output
+is byte-identical.
+
+Global stages (dedup) split the stage list into phases. Phase 0 reads the input; every phase runs its
+per-row stages part by part. A phase that ends at a global stage writes its survivors to a staging
+area (OUT/_global/s<k>/, committed per part with its own marker, like final parts); then the global
+stage runs once over all staged parts through the engine primitives and commits its decisions
+partitioned by part (OUT/_global/g<k>/, marker last). The next phase applies those decisions per part
+(rejects carry `duplicate_of`), runs the following per-row stages, and so on; the last phase writes
+OUT/kept|rejects|quarantine and the final ledger marker in OUT/_parts exactly as a run without global
+stages does, so resume, manifests and the audit are unchanged."""
+
+from __future__ import annotations
+
+import abc
+import os
+import shutil
+import time
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from corpusforge import faults
+from corpusforge.engines.local_primitives import LocalPrimitives
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io import outputs
+from corpusforge.io.writers import ParquetSink, write_json
+from corpusforge.parttask import GLOBAL_DIR, decided_dir, staged_dir
+from corpusforge.primitives import Primitives
+from corpusforge.runner import Plan, finish, part_name, phases, prepare_output, sweep_uncommitted
+from corpusforge.schema import DECISION_SCHEMA, PART_COL
+
+
+class Executor(abc.ABC):
+    """What an engine supplies to the driver."""
+
+    name: str
+
+    @abc.abstractmethod
+    def execute(self, plan: Plan, tasks: list, workers: int, bar, on_progress: Callable, timings: dict) -> None:
+        """Runs every (phase, job) task through parttask (run_part / run_task) on the engine's workers and
+        returns once each one's marker is committed. bar: a tqdm to advance per task, or None; on_progress:
+        takes (docs, bytes, kept) as final-phase batches finish; timings: stage → seconds, added to."""
+
+    def primitives(self, workdir: str, workers: int, batch_rows: int) -> tuple[Primitives, Callable | None]:
+        """The primitives global stages run on, and a function that lands their result as local Parquet
+        files (None when the result already is local Parquet)."""
+        return LocalPrimitives(workdir, workers=workers, batch_rows=batch_rows), None
+
+
+def add_seconds(total: dict, part: dict) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0.0) + v
+
+
+def run(plan: Plan, executor: Executor, workers: int, resume: bool = False, overwrite: bool = False,
+        progress: bool | None = None) -> dict:
+    started = time.time()
+    with outputs.claim(plan.out, plan.kind, overwrite=overwrite, resume=resume) as resuming:
+        done = prepare_output(plan, resuming)
+        stage_seconds: dict = {}  # for run_info.json (Beam part tasks report no stage timings)
+        bar = tqdm(total=len(plan.jobs), initial=len(done), unit="part", dynamic_ncols=True,
+                   disable=progress is False if progress is not None else None, desc=f"corpusforge {plan.config.run.name}")
+        if len(done) < len(plan.jobs):
+            _run_phases(plan, executor, workers, done, bar, _progress_line(bar, started), stage_seconds)
+        bar.close()
+        manifest = finish(plan, executor.name, started, workers, stage_seconds)
+        shutil.rmtree(os.path.join(plan.out, GLOBAL_DIR), ignore_errors=True)
+        return manifest
+
+
+def _progress_line(bar, started: float) -> Callable:
+    stats = {"docs": 0, "bytes": 0, "kept": 0}
+
+    def on_progress(msg):
+        stats["docs"] += msg[0]
+        stats["bytes"] += msg[1]
+        stats["kept"] += msg[2]
+        rate = stats["docs"] / max(time.time() - started, 1e-6)
+        bar.set_postfix_str(f"docs={stats['docs']} MB={stats['bytes'] / 2**20:.1f} docs/s={rate:.0f} "
+                            f"kept={stats['kept']} dropped={stats['docs'] - stats['kept']}", refresh=True)
+
+    return on_progress
+
+
+def _run_phases(plan: Plan, executor: Executor, workers: int, done: set[int], bar, on_progress, seconds: dict) -> None:
+    phs = phases(plan)
+    for k, ph in enumerate(phs):
+        if ph.last:
+            todo = [(k, j) for j in plan.jobs if j.part.index not in done]
+            executor.execute(plan, todo, workers, bar, on_progress, seconds)
+        elif not os.path.exists(os.path.join(decided_dir(plan.out, k + 1), "done.json")):
+            d = staged_dir(plan.out, k)
+            os.makedirs(d, exist_ok=True)
+            staged = sweep_uncommitted(plan.out, d, [d], len(plan.jobs))
+            executor.execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress, seconds)
+            t0 = time.perf_counter()
+            _run_global(plan, k + 1, workers, executor)
+            seconds[phs[k + 1].global_stage.name] = time.perf_counter() - t0
+
+
+def _run_global(plan: Plan, k: int, workers: int, executor: Executor) -> None:
+    """Runs global stage k over all staged parts of phase k-1; commits decisions per part, marker last."""
+    ph = phases(plan)[k]
+    gdir = decided_dir(plan.out, k)
+    if os.path.exists(os.path.join(gdir, "done.json")):
+        return
+    shutil.rmtree(gdir, ignore_errors=True)
+    os.makedirs(gdir)
+    batch_rows = plan.config.limits.batch_rows
+    local = LocalPrimitives(os.path.join(gdir, "work"), workers=workers, batch_rows=batch_rows)
+    engine, to_local = executor.primitives(os.path.join(gdir, "work", "engine"), workers, batch_rows)
+    sdir = staged_dir(plan.out, k - 1)
+    docs = engine.dataset([os.path.join(sdir, f"{part_name(j.part.index)}.parquet") for j in plan.jobs])
+    decisions = ph.global_stage.run(engine, docs)
+    decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
+    fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)
+    for b in (engine.read(fixes) if fixes is not None else ()):
+        for part, fix, n in zip(*(b.column(c).to_pylist() for c in (PART_COL, "fix", "n"))):
+            of_part = fix_counts.setdefault(str(part), {})
+            of_part[fix] = of_part.get(fix, 0) + n
+    if to_local is not None:
+        decisions = local.dataset(to_local(decisions), DECISION_SCHEMA)
+    by_part = local.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
+    parts, total = {}, 0
+    for part, paths in enumerate(by_part):
+        if not paths:
+            continue
+        t = pa.concat_tables([pq.read_table(p) for p in paths]).cast(DECISION_SCHEMA)
+        t = t.take(pc.sort_indices(t, [("id", "ascending")]))
+        if pc.count_distinct(t.column("id")).as_py() != t.num_rows:
+            raise CorpusforgeError("global_mismatch", f"{ph.global_stage.name}: a document got two decisions")
+        rel = os.path.join(GLOBAL_DIR, f"g{k}", f"decisions-{part_name(part)}.parquet")
+        s = ParquetSink(os.path.join(plan.out, rel), DECISION_SCHEMA)
+        s.write(t)
+        s.commit()
+        parts[str(part)] = [rel.replace(os.sep, "/")]
+        total += t.num_rows
+    shutil.rmtree(os.path.join(gdir, "work"), ignore_errors=True)
+    faults.point("global:before_marker")
+    write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts,
+                                                 "fixes": dict(sorted(fix_counts.items()))})

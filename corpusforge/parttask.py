@@ -1,0 +1,266 @@
+"""The unit of work every engine runs: one (phase, part) task, from its input to a committed marker.
+
+A task opens its input (phase 0: the input part; later phases: the part the previous phase staged and the
+global stage's decisions for it), applies the phase's stages batch by batch, gathers its quarantine and
+commits: every file written under its final name (temp file + rename), then the part's marker listing
+each file's rows and sha256. A task that fails aborts its temp files; a retried task rewrites the same
+bytes, so the commit is idempotent on every engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpusforge import faults, ledger, procs
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io.readers import quarantine_table, read_part
+from corpusforge.io.writers import ParquetSink, write_json
+from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
+from corpusforge.runner import Job, Phase, Plan, file_entry, part_name, phases
+from corpusforge.schema import DECISION_SCHEMA, INGEST, PART_COL, QUARANTINE_SCHEMA, REJECT_SCHEMA
+from corpusforge.stage import GlobalStage
+
+GLOBAL_DIR = "_global"
+CLUSTER_META = "_cf_dedup_cluster"  # meta key on dedup rejects: the cluster id
+
+_worker: dict = {}  # this process's plan, phases and progress queue
+
+
+def staged_dir(out: str, k: int) -> str:
+    """Where phase k commits the parts a global stage reads."""
+    return os.path.join(out, GLOBAL_DIR, f"s{k}")
+
+
+def decided_dir(out: str, k: int) -> str:
+    """Where global stage k commits its decisions, partitioned by part."""
+    return os.path.join(out, GLOBAL_DIR, f"g{k}")
+
+
+def marker_path(plan: Plan, k: int, job: Job) -> str:
+    name = f"{part_name(job.part.index)}.json"
+    return os.path.join(plan.out, "_parts", name) if phases(plan)[k].last else os.path.join(staged_dir(plan.out, k), name)
+
+
+# --------------------------------------------------------------------------------- worker set-up
+
+
+def init_worker(plan: Plan, progress) -> None:
+    """Every per-row stage's setup(), once per worker process: stages rely on it (no self-setup)."""
+    for s in plan.stages:
+        if not isinstance(s, GlobalStage):
+            s.setup()
+    _worker.update(plan=plan, progress=progress, phases=phases(plan))
+
+
+def init_pool_worker(plan: Plan, progress) -> None:
+    procs.lean()  # the pool's processes are corpusforge's alone
+    init_worker(plan, progress)
+
+
+def setup_worker(plan: Plan, plan_key: str) -> None:
+    """Set-up on a cluster worker: once per process and plan."""
+    if _worker.get("key") != plan_key:
+        init_worker(plan, None)
+        _worker["key"] = plan_key
+
+
+def run_task(plan: Plan, plan_key: str, task: tuple[int, Job]) -> dict:
+    """One (phase, part) on a cluster worker."""
+    setup_worker(plan, plan_key)
+    return run_part(task)
+
+
+# ------------------------------------------------------------------------------------------- task
+
+
+@dataclass
+class _Task:
+    plan: Plan
+    ph: Phase
+    k: int
+    job: Job
+    sinks: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)   # stage → counts of this task
+    seconds: dict = field(default_factory=dict)  # stage → wall time, for run_info.json (never committed: timings vary)
+    q_rows: list = field(default_factory=list)
+    prev: dict | None = None  # the previous phase's marker of this part
+    decisions: dict | None = None
+    reader: object = None
+
+    @property
+    def name(self) -> str:
+        return part_name(self.job.part.index)
+
+    def path(self, kind: str) -> str:
+        """Final path of one of the task's files (kept, rejects, quarantine)."""
+        out, name = self.plan.out, self.name
+        if self.ph.last:
+            return os.path.join(out, kind, f"{name}.parquet")
+        return os.path.join(staged_dir(out, self.k), f"{name}.parquet" if kind == "kept" else f"{kind}-{name}.parquet")
+
+
+def run_part(task: tuple[int, Job]) -> dict:
+    k, job = task
+    plan: Plan = _worker["plan"]
+    t = _Task(plan, _worker["phases"][k], k, job)
+    t_part = time.perf_counter()
+    kept_schema = plan.kept_schema if t.ph.last else t.ph.out_schema.append(pa.field(PART_COL, pa.int32()))
+    t.sinks = {"kept": ParquetSink(t.path("kept"), kept_schema), "rejects": ParquetSink(t.path("rejects"), REJECT_SCHEMA)}
+    try:
+        _apply(t, _open_input(t))
+        all_counts, hints, q_prev = _ledger(t)
+        _quarantine(t, q_prev)
+        rec = _commit(t, all_counts, hints)
+        t.seconds["read+write"] = time.perf_counter() - t_part - sum(t.seconds.values())  # ingest, decisions, Parquet
+        return {**rec, "seconds": t.seconds}
+    except BaseException:
+        for s in t.sinks.values():
+            s.abort()
+        raise
+
+
+def _open_input(t: _Task):
+    """The task's batches: the input part (phase 0), or the previous phase's staged part, whose rejects go
+    straight to this task's rejects and whose global-stage decisions are loaded."""
+    if t.k == 0:
+        batches, t.reader = read_part(t.job.part, t.job.read)
+        return batches
+    out, prev_dir = t.plan.out, staged_dir(t.plan.out, t.k - 1)
+    with open(os.path.join(prev_dir, f"{t.name}.json"), encoding="utf-8") as f:
+        t.prev = json.load(f)
+    for p in t.prev["files"]:
+        if p["kind"] == "rejects":
+            t.sinks["rejects"].write(pq.read_table(os.path.join(out, p["path"])))
+    t.decisions, fixes = _load_decisions(out, t.k, t.job.part.index)
+    if fixes:
+        t.counts.setdefault(t.ph.global_stage.name, ledger.new_counts())["fixes"] = Counter(fixes)
+    src = pq.ParquetFile(os.path.join(prev_dir, f"{t.name}.parquet"))
+    return (b.drop_columns([PART_COL]) for b in src.iter_batches(batch_size=t.plan.config.limits.batch_rows))
+
+
+def _apply(t: _Task, batches) -> None:
+    """Decisions, then the phase's stages, batch by batch into the sinks."""
+    progress = _worker["progress"]
+    used = [0]
+    for batch in batches:
+        n_in = batch.num_rows
+        if t.decisions is not None:
+            batch, rej = _apply_decisions(t.ph.global_stage, batch, t.decisions, t.counts, used)
+            if rej is not None:
+                t.sinks["rejects"].write(rej)
+        kept, rejects, quarantine = apply_stages(t.ph.stages, t.ph.schemas, batch, t.counts, t.seconds, t.plan.scopes)
+        if not t.ph.last:
+            kept = pa.RecordBatch.from_arrays(kept.columns + [pa.array(np.full(kept.num_rows, t.job.part.index, np.int32))],
+                                              schema=t.sinks["kept"].schema)
+        t.sinks["kept"].write(kept)
+        for r in rejects:
+            t.sinks["rejects"].write(r)
+        t.q_rows += quarantine
+        if progress is not None and t.ph.last:
+            progress.put((n_in, batch.column("text").nbytes, kept.num_rows))
+    if t.decisions is not None and used[0] != len(t.decisions):
+        raise CorpusforgeError("global_mismatch", f"{t.ph.global_stage.name}: {len(t.decisions) - used[0]} decisions for "
+                               f"part {t.job.part.index} name ids that are not in the part")
+    if t.reader is not None and t.reader.discarded:
+        # the reader discarded the part (truncated/corrupt file): so is everything derived from it
+        for key, s in list(t.sinks.items()):
+            s.abort()
+            t.sinks[key] = ParquetSink(s.final, s.schema)
+        t.counts, t.q_rows = {}, []
+    lim = t.plan.config.limits
+    check_rule_guard(t.ph.stages, t.counts, lim.max_rule_drop_fraction, lim.rule_guard_min_docs,
+                     f"{t.job.part.file.rel} (part {t.job.part.index})")
+
+
+def _ledger(t: _Task) -> tuple[dict, list, list]:
+    """(every stage's counts so far, hints, the reader's quarantine rows): the ingest counts come from the
+    reader in phase 0 and from the previous marker after it."""
+    if t.prev is None:
+        st = t.reader.stats
+        ing = ledger.new_counts()
+        ing.update(**{"in": st.records, "kept": st.docs})
+        ing["quarantined"].update(st.quarantined)
+        ing["fixes"] = st.fixes
+        if st.records == 0:
+            ing["fixes"]["empty_input_files"] = 1
+        all_counts, hints, q_prev = {INGEST: ing}, st.hints, t.reader.quarantine
+    else:
+        all_counts = {s: ledger.from_json(c) for s, c in t.prev["counts"].items()}
+        hints, q_prev = t.prev["hints"], []
+    for s, c in t.counts.items():
+        ledger.merge(all_counts.setdefault(s, ledger.new_counts()), c)
+    return all_counts, hints, q_prev
+
+
+def _quarantine(t: _Task, q_prev: list) -> None:
+    """One quarantine file: the previous phase's, then the reader's and this phase's rows."""
+    q_files = [p for p in (t.prev or {}).get("files", []) if p["kind"] == "quarantine"]
+    if not (q_prev or t.q_rows or q_files):
+        return
+    qs = t.sinks["quarantine"] = ParquetSink(t.path("quarantine"), QUARANTINE_SCHEMA)
+    for p in q_files:
+        qs.write(pq.read_table(os.path.join(t.plan.out, p["path"])))
+    if q_prev or t.q_rows:
+        qs.write(quarantine_table(q_prev + t.q_rows))
+
+
+def _commit(t: _Task, all_counts: dict, hints: list) -> dict:
+    """Every file under its final name, then the marker listing them (a part exists once its marker does)."""
+    out, files = t.plan.out, []
+    for kind, s in t.sinks.items():
+        if kind == "kept" or s.rows:
+            s.commit()
+            files.append(file_entry(out, s.final, kind, s.rows))
+        else:
+            s.abort()
+    part = t.job.part
+    rec = {"part": part.index, "input": part.file.rel, "start": part.start,
+           "counts": {s: ledger.to_json(c) for s, c in all_counts.items()}, "files": files, "hints": hints}
+    faults.point("part:before_marker")
+    write_json(marker_path(t.plan, t.k, t.job), rec)
+    faults.point("part:after_marker")
+    return rec
+
+
+# --------------------------------------------------------------------------------- global decisions
+
+
+def _load_decisions(out: str, k: int, part: int) -> tuple[dict, dict]:
+    """(id → (reason, duplicate_of, cluster_id), fix → n) of one part."""
+    with open(os.path.join(decided_dir(out, k), "done.json"), encoding="utf-8") as f:
+        done = json.load(f)
+    files = done["parts"].get(str(part), [])
+    t = pa.concat_tables([pq.read_table(os.path.join(out, p)) for p in files]) if files else DECISION_SCHEMA.empty_table()
+    return ({i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))},
+            done.get("fixes", {}).get(str(part), {}))
+
+
+def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict, counts: dict, used: list):
+    """Routes the rows a global stage decided to remove into rejects (with duplicate_of and the cluster id)."""
+    c = counts.setdefault(stage.name, ledger.new_counts())
+    c["in"] += batch.num_rows
+    ids = batch.column("id").to_pylist()
+    idx = np.array([i for i, x in enumerate(ids) if x in decisions], np.int64)
+    rejects = None
+    if len(idx):
+        dec = [decisions[ids[i]] for i in idx]
+        used[0] += len(idx)
+        reasons = [f"{stage.name}:{r}" for r, _, _ in dec]
+        for r in reasons:
+            c["dropped"][r] += 1
+        rejects = reject_rows(batch, idx, stage.name, reasons, [d for _, d, _ in dec])
+        metas = [list(m or []) + [(CLUSTER_META, cl)] for m, (_, _, cl) in zip(rejects.column("meta").to_pylist(), dec)]
+        rejects = rejects.set_column(rejects.schema.get_field_index("meta"), "meta",
+                                     pa.array(metas, REJECT_SCHEMA.field("meta").type))
+        keep = np.ones(batch.num_rows, bool)
+        keep[idx] = False
+        batch = batch.filter(pa.array(keep))
+    c["kept"] += batch.num_rows
+    return batch, rejects
