@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
 from corpusforge.stage import FilterStage, Stage, lookup
 
@@ -105,7 +106,7 @@ class Config(_Strict):
             try:
                 params = cls.Params(**sc.with_)
             except ValidationError as e:
-                raise CorpusforgeError("bad_config", _format(e, f"stages.{i}.with")) from None
+                raise CorpusforgeError("bad_config", format_error(e, f"stages.{i}.with")) from None
             if cls.name in names:
                 raise CorpusforgeError("bad_config", f"stages.{i}: stage {cls.name!r} appears twice")
             names.add(cls.name)
@@ -119,14 +120,6 @@ class Config(_Strict):
                                            f"are not input sources ({sorted(known)})")
             stages.append(stage)
         return stages
-
-
-def _format(e: ValidationError, prefix: str = "") -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
-    got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
-    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-    return f"{loc}: {err['msg']}{got}{more}"
 
 
 _BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<="),
@@ -177,22 +170,14 @@ def _apply_override(doc: dict, assignment: str) -> None:
 
 
 def load_config(path: str, overrides: list[str] = ()) -> Config:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)  # safe_load: configs are data, never code
-    except OSError as e:
-        raise CorpusforgeError("bad_config", f"{path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise CorpusforgeError("bad_config", f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(doc, dict):
-        raise CorpusforgeError("bad_config", f"{path}: expected a mapping at the top level")
+    doc = load_mapping(path, "bad_config")
     for o in overrides:
         _apply_override(doc, o)
     try:
         real = os.path.realpath(path)  # a symlinked config keeps its paths
         cfg = Config(**doc, base_dir=os.path.dirname(real), config_path=real)
     except ValidationError as e:
-        raise CorpusforgeError("bad_config", f"{path}: {_format(e)}") from None
+        raise CorpusforgeError("bad_config", f"{path}: {format_error(e)}") from None
     except TypeError as e:
         raise CorpusforgeError("bad_config", f"{path}: {e}") from None
     try:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from corpusforge.yamlfile import load_mapping
 from corpusforge.errors import CorpusforgeError
 from corpusforge.rules_files import resolve
 
@@ -123,10 +124,4 @@ def read_yaml(path: str) -> dict:
     with open(real, encoding="utf-8") as f:
         src = f.read()
     _header_ok(path, src.splitlines())
-    try:
-        doc = yaml.safe_load(src)
-    except yaml.YAMLError as e:
-        raise CorpusforgeError("bad_rule_file", f"{path}: not valid YAML: {e}") from None
-    if not isinstance(doc, dict):
-        raise CorpusforgeError("bad_rule_file", f"{path}: expected a mapping")
-    return doc
+    return load_mapping(path, "bad_rule_file", src)

@@ -131,19 +131,39 @@ def _counts(table: pa.Table, keys: list[str], sums: tuple[str, ...] = ()) -> lis
 
 
 def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: int = 8) -> dict:
-    """Everything the report shows about one run (JSON-able)."""
+    """Everything the report shows about one run (JSON-able): pass 1 reads numbers only (histogram
+    ranges, dedup cluster sizes), then the clusters to show are picked, then pass 2 reads kept and
+    rejected rows once each for counts per source, samples and histograms."""
     m = load_manifest(run_dir)
     kept_paths, rej_paths, q_paths = (_paths(run_dir, m, k) for k in ("kept", "rejects", "quarantine"))
     seed = str(m.get("config", {}).get("run", {}).get("seed", 0))
     kept_schema = pq.read_schema(kept_paths[0]) if kept_paths else pa.schema([])
     kept_scores = [f.name for f in kept_schema if _is_score(f)]
-    hists: dict[str, _Hist] = {}
+    hists, dup_sizes = _numbers(kept_paths, kept_scores, rej_paths)
+    picked = _pick_clusters(dup_sizes, seed, clusters)
+    acc = _Pass2(seed, {r for reps in picked.values() for r in reps}, hists, samples)
+    evals, cleaned = _kept_pass(acc, kept_paths, kept_schema, kept_scores, eval_samples)
+    _rejects_pass(acc, rej_paths)
+    return {
+        "run_dir": os.path.abspath(run_dir), "name": m.get("config", {}).get("run", {}).get("name") or os.path.basename(os.path.abspath(run_dir)),
+        "manifest": m, "sources": dict(sorted(acc.by_source.items())),
+        "reasons_from_data": {f"{st}\x1f{r}": n for (st, r), n in sorted(acc.recount.items())},
+        "reason_samples": {f"{st}\x1f{r}": tk.values() for (st, r), tk in sorted(acc.reason_samples.items())},
+        "scores": {c: h.result() for c, h in sorted(hists.items())},
+        "clean_samples": [dict(s, before=_raw_text(m, s["meta"])) for s in cleaned.values()],
+        "eval_samples": evals.values(),
+        "dedup": {st: _dedup_summary(sizes, picked[st], acc.rep_text, acc.members) for st, sizes in sorted(dup_sizes.items())},
+        "quarantine": _quarantine(q_paths, samples, seed),
+    }
 
-    # ---- pass 1: numbers only
+
+def _numbers(kept_paths: list[str], kept_scores: list[str], rej_paths: list[str]) -> tuple[dict, dict]:
+    """Pass 1: score ranges (frozen histogram bins) and dedup stage → representative → removed members."""
+    hists: dict[str, _Hist] = {}
     for b in _batches(kept_paths, kept_scores):
         for c in kept_scores:
             hists.setdefault(c, _Hist()).see(b.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
-    dup_sizes: dict[str, dict[str, int]] = {}  # dedup stage → representative → removed members
+    dup_sizes: dict[str, dict[str, int]] = {}
     for b in _batches(rej_paths, ["stage", "scores", "duplicate_of"]):
         k, v, _ = _flat_scores(b)
         if len(k):
@@ -156,35 +176,50 @@ def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: in
             per[r["d"]] = per.get(r["d"], 0) + r["count_all"]
     for h in hists.values():
         h.freeze()
-    # sample clusters: the largest, then a deterministic random few (blake2b of the cluster id)
+    return hists, dup_sizes
+
+
+def _pick_clusters(dup_sizes: dict, seed: str, clusters: int) -> dict[str, list[str]]:
+    """Per dedup stage the largest clusters, then a deterministic random few (blake2b of the cluster id)."""
     picked: dict[str, list[str]] = {}
     for st, sizes in dup_sizes.items():
         largest = sorted(sizes, key=lambda r: (-sizes[r], r))[: clusters // 2]
         rest = [r for r in sizes if r not in set(largest)]
         keys = sample_keys(rest, f"cluster:{seed}")
         picked[st] = largest + [rest[i] for i in np.argsort(keys, kind="stable")[: clusters - len(largest)]]
-    wanted = {r for reps in picked.values() for r in reps}
-    wanted_arr = pa.array(sorted(wanted), pa.string())
-    rep_text: dict[str, str] = {}
-    members: dict[str, list] = {r: [] for r in wanted}
+    return picked
 
-    # ---- pass 2: counts per source, samples, histograms
-    by_source: dict[str, dict] = {}
 
-    def src(s):
-        return by_source.setdefault(s, {"kept": 0, "kept_chars": 0, "dropped": {}, "dropped_preview_chars": 0})
+class _Pass2:
+    """What pass 2 accumulates over kept and rejected rows."""
 
+    def __init__(self, seed: str, wanted: set[str], hists: dict, samples: int):
+        self.seed, self.wanted, self.hists, self.samples = seed, wanted, hists, samples
+        self.wanted_arr = pa.array(sorted(wanted), pa.string())
+        self.rep_text: dict[str, str] = {}
+        self.members: dict[str, list] = {r: [] for r in wanted}
+        self.by_source: dict[str, dict] = {}
+        self.reason_samples: dict[tuple[str, str], TopK] = {}
+        self.recount: dict[tuple[str, str], int] = {}
+
+    def src(self, s: str) -> dict:
+        return self.by_source.setdefault(s, {"kept": 0, "kept_chars": 0, "dropped": {}, "dropped_preview_chars": 0})
+
+
+def _kept_pass(acc: _Pass2, kept_paths: list[str], kept_schema: pa.Schema, kept_scores: list[str], eval_samples: int):
+    """Kept rows: counts per source, histograms, human-evaluation and clean samples, representatives' texts."""
+    seed = acc.seed
     has_clean = "clean__chars_removed" in kept_schema.names
-    evals, cleaned = TopK(eval_samples), TopK(samples * 2)
+    evals, cleaned = TopK(eval_samples), TopK(acc.samples * 2)
     kept_cols = ["id", "source", "text"] + kept_scores + (["meta"] if has_clean else [])
     for b in _batches(kept_paths, kept_cols):
         lens = pc.utf8_length(b.column("text"))
         for r in _counts(pa.table({"s": b.column("source"), "n": lens}), ["s"], ("n",)):
-            e = src(r["s"])
+            e = acc.src(r["s"])
             e["kept"] += r["count_all"]
             e["kept_chars"] += r["n_sum"] or 0
         for c in kept_scores:
-            hists[c].add(b.column(c).to_numpy(zero_copy_only=False).astype(np.float64), dropped=False)
+            acc.hists[c].add(b.column(c).to_numpy(zero_copy_only=False).astype(np.float64), dropped=False)
         ids = b.column("id").to_pylist()
         texts = b.column("text")
         sources = b.column("source")
@@ -198,21 +233,23 @@ def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: in
             cleaned.offer(ck, ids, np.flatnonzero(changed), lambda i: {
                 "id": ids[i], "source": sources[i].as_py(), "after": texts[i].as_py()[:TEXT_CHARS],
                 "meta": dict(b.column("meta")[i].as_py() or []), **{c: v[i].as_py() for c, v in cols.items()}})
-        if wanted:
-            hit = pc.is_in(b.column("id"), value_set=wanted_arr)
+        if acc.wanted:
+            hit = pc.is_in(b.column("id"), value_set=acc.wanted_arr)
             for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)):
-                rep_text[ids[i]] = texts[i].as_py()[:TEXT_CHARS]
+                acc.rep_text[ids[i]] = texts[i].as_py()[:TEXT_CHARS]
+    return evals, cleaned
 
-    reason_samples: dict[tuple[str, str], TopK] = {}
-    recount: dict[tuple[str, str], int] = {}
+
+def _rejects_pass(acc: _Pass2, rej_paths: list[str]) -> None:
+    """Rejected rows: drops per source and reason, histograms, reason samples, cluster members."""
     for b in _batches(rej_paths, ["id", "source", "stage", "reason", "scores", "duplicate_of", "text_preview"]):
         plen = pc.utf8_length(b.column("text_preview"))
         t = pa.table({"s": b.column("source"), "st": b.column("stage"), "r": b.column("reason"), "n": plen})
         for r in _counts(t, ["s", "st", "r"], ("n",)):
-            e = src(r["s"])
+            e = acc.src(r["s"])
             e["dropped"][r["st"]] = e["dropped"].get(r["st"], 0) + r["count_all"]
             e["dropped_preview_chars"] += r["n_sum"] or 0
-            recount[(r["st"], r["r"])] = recount.get((r["st"], r["r"]), 0) + r["count_all"]
+            acc.recount[(r["st"], r["r"])] = acc.recount.get((r["st"], r["r"]), 0) + r["count_all"]
         # histograms: an entry counts as dropped only for the stage that wrote it and dropped the row
         k, v, parents = _flat_scores(b)
         if len(k):
@@ -223,43 +260,30 @@ def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: in
             for code, name in enumerate(kd.dictionary.to_pylist()):
                 sel = codes == code
                 dropped = pc.equal(row_stage.filter(pa.array(sel)), _stage_of(name)).to_numpy(zero_copy_only=False)
-                hists[name].add(vals[sel][dropped], dropped=True)
-                hists[name].add(vals[sel][~dropped], dropped=False)
+                acc.hists[name].add(vals[sel][dropped], dropped=True)
+                acc.hists[name].add(vals[sel][~dropped], dropped=False)
         ids = b.column("id").to_pylist()
         stages, reasons = b.column("stage"), b.column("reason")
-        keys = sample_keys(ids, f"reason:{seed}")
+        keys = sample_keys(ids, f"reason:{acc.seed}")
         enc = pc.dictionary_encode(pc.binary_join_element_wise(stages, reasons, "\x1f"))
         codes = enc.indices.to_numpy()
         for code, sr in enumerate(enc.dictionary.to_pylist()):
             st, reason = sr.split("\x1f", 1)
-            reason_samples.setdefault((st, reason), TopK(samples)).offer(keys, ids, np.flatnonzero(codes == code), lambda i: {
+            acc.reason_samples.setdefault((st, reason), TopK(acc.samples)).offer(keys, ids, np.flatnonzero(codes == code), lambda i: {
                 "id": ids[i], "source": b.column("source")[i].as_py(), "preview": b.column("text_preview")[i].as_py(),
                 "preview_truncated": plen[i].as_py() >= PREVIEW_CHARS,
                 "scores": {kk: vv for kk, vv in (b.column("scores")[i].as_py() or [])},
                 "duplicate_of": b.column("duplicate_of")[i].as_py()})
-        if wanted:
+        if acc.wanted:
             dup = b.column("duplicate_of")
-            is_member = pc.fill_null(pc.is_in(dup, value_set=wanted_arr), False).to_numpy(zero_copy_only=False)
-            is_rep = pc.is_in(b.column("id"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
+            is_member = pc.fill_null(pc.is_in(dup, value_set=acc.wanted_arr), False).to_numpy(zero_copy_only=False)
+            is_rep = pc.is_in(b.column("id"), value_set=acc.wanted_arr).to_numpy(zero_copy_only=False)
             for i in np.flatnonzero(is_member):
-                lst = members[dup[i].as_py()]
+                lst = acc.members[dup[i].as_py()]
                 if len(lst) < CLUSTER_MEMBERS:
                     lst.append({"id": ids[i], "source": b.column("source")[i].as_py(), "preview": b.column("text_preview")[i].as_py()})
             for i in np.flatnonzero(is_rep):  # a representative removed by a later stage: its preview only
-                rep_text.setdefault(ids[i], b.column("text_preview")[i].as_py())
-
-    quarantine = _quarantine(q_paths, samples, seed)
-    return {
-        "run_dir": os.path.abspath(run_dir), "name": m.get("config", {}).get("run", {}).get("name") or os.path.basename(os.path.abspath(run_dir)),
-        "manifest": m, "sources": dict(sorted(by_source.items())),
-        "reasons_from_data": {f"{st}\x1f{r}": n for (st, r), n in sorted(recount.items())},
-        "reason_samples": {f"{st}\x1f{r}": tk.values() for (st, r), tk in sorted(reason_samples.items())},
-        "scores": {c: h.result() for c, h in sorted(hists.items())},
-        "clean_samples": [dict(s, before=_raw_text(m, s["meta"])) for s in cleaned.values()],
-        "eval_samples": evals.values(),
-        "dedup": {st: _dedup_summary(sizes, picked[st], rep_text, members) for st, sizes in sorted(dup_sizes.items())},
-        "quarantine": quarantine,
-    }
+                acc.rep_text.setdefault(ids[i], b.column("text_preview")[i].as_py())
 
 
 def _dedup_summary(sizes: dict[str, int], picked: list[str], rep_text: dict, members: dict) -> dict:

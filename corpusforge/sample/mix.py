@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
 
 
@@ -76,32 +76,14 @@ class Mixture(_Strict):
         return path if os.path.isabs(path) else os.path.join(self.base_dir, path)
 
 
-def _format(e: ValidationError) -> str:
-    # A misspelt key also shows up as a missing one: name the misspelling.
-    errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
-    err = errs[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    got = f" (got {err['input']!r})" if err["type"] not in ("missing", "value_error") and "input" in err else ""
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{loc + ': ' if loc else ''}{msg}{got}"
-
-
 def load_mixture(path: str) -> Mixture:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise CorpusforgeError("bad_mixture", f"{path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise CorpusforgeError("bad_mixture", f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(doc, dict):
-        raise CorpusforgeError("bad_mixture", f"{path}: expected a mapping at the top level")
+    doc = load_mapping(path, "bad_mixture")
     if "base_dir" in doc:
         raise CorpusforgeError("bad_mixture", f"{path}: base_dir: Extra inputs are not permitted")
     try:
         return Mixture(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
     except ValidationError as e:
-        raise CorpusforgeError("bad_mixture", f"{path}: {_format(e)}") from None
+        raise CorpusforgeError("bad_mixture", f"{path}: {format_error(e)}") from None
 
 
 def targets(mix: Mixture, available: dict[str, int], where: str = "mixture") -> tuple[dict[str, int], dict[str, float], int]:

@@ -18,35 +18,28 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
-import queue
 import shutil
-import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from corpusforge import procs
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import outputs
 from corpusforge.io.writers import ParquetSink, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.sample import shards as S
-from corpusforge.sample.docs import Task, read_task, tasks_for
+from corpusforge.sample.docs import tasks_for
 from corpusforge.sample.mix import Mixture, targets
-from corpusforge.sample.stage import ROUNDTRIP, TOKENS, TokenizeParams, TokenizeStage
+from corpusforge.sample.spill import tokenize_all
+from corpusforge.stages.tokenize import TOKENS, TokenizeParams
 from corpusforge.schema import QUARANTINE_SCHEMA
 
 WORK = "_work"
 QUARANTINE = "quarantine.parquet"
-SPILL_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int32()), pa.field(TOKENS, pa.list_(pa.int32()))])
 _REC = np.dtype([("key", "<u8"), ("n", "<u4")])
-_worker: dict = {}
 
 
 def _key(seed: int, *parts: str | int) -> int:
@@ -57,97 +50,7 @@ def _key(seed: int, *parts: str | int) -> int:
     return int.from_bytes(h.digest(), "big")
 
 
-# ------------------------------------------------------------------ 1. tokenize
-
-
-def _init_pool(params: TokenizeParams) -> None:
-    procs.lean(system_arrow_pool=True)  # a pool process is the sampler's alone
-    _init(params)
-
-
-def _init(params: TokenizeParams) -> None:
-    stage = TokenizeStage(params)
-    stage.setup()
-    _worker["stage"] = stage
-
-
-def _prefetch(it, depth: int = 2):
-    """Parse the next batches in a thread: the reader holds the GIL, encode_batch releases it."""
-    q: queue.Queue = queue.Queue(depth)
-    done = object()
-
-    def fill():
-        try:
-            for x in it:
-                q.put(x)
-            q.put(done)
-        except BaseException as e:  # re-raised in the consumer
-            q.put(e)
-
-    threading.Thread(target=fill, daemon=True).start()
-    while (x := q.get()) is not done:
-        if isinstance(x, BaseException):
-            raise x
-        yield x
-
-
-def _tokenize_task(job: tuple[int, Task, str, int]) -> dict:
-    """Tokenize one input part into a spill file; returns counts and quarantine rows."""
-    si, task, spill, batch_rows = job
-    stage = _worker["stage"]
-    batches, ingest_q = read_task(task, batch_rows)
-    batches = _prefetch(batches)
-    sink = ParquetSink(spill, SPILL_SCHEMA)
-    quarantine, docs, tokens, chars = [], 0, 0, 0
-    try:
-        for b in batches:
-            t = stage.map(b)
-            bad = t.column(ROUNDTRIP).is_valid().to_numpy(zero_copy_only=False)
-            if bad.any():
-                for i in np.flatnonzero(bad):
-                    text = b.column("text")[int(i)].as_py()
-                    raw = text.encode("utf-8", "surrogatepass")
-                    quarantine.append({"id": b.column("id")[int(i)].as_py(), "stage": "tokenize", "file": task.label,
-                                       "line": None, "byte_offset": None, "reason": "tokenizer_roundtrip",
-                                       "detail": t.column(ROUNDTRIP)[int(i)].as_py(),
-                                       "raw_sha1": hashlib.sha1(raw).hexdigest(), "raw": raw[:65536]})
-                t = t.filter(pa.array(~bad))
-            toks = t.column(TOKENS)
-            n = pa.array(np.diff(toks.offsets.to_numpy()).astype(np.int32)) if len(t) else pa.array([], pa.int32())
-            sink.write(pa.RecordBatch.from_arrays([t.column("id"), n, toks], schema=SPILL_SCHEMA))
-            docs += len(t)
-            tokens += int(pa.compute.sum(n).as_py() or 0)
-            chars += sum(len(x) for x in b.column("text").to_pylist())
-        sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
-    for q in ingest_q:
-        quarantine.append({**q, "file": task.label})
-    return {"source": si, "spill": spill, "docs": docs, "tokens": tokens, "chars": chars, "quarantine": quarantine}
-
-
-def _tokenize_all(jobs, params: TokenizeParams, workers: int, progress: bool) -> list[dict]:
-    bar = tqdm(total=len(jobs), unit="part", desc="tokenize", disable=not progress)
-    out = []
-    try:
-        if workers <= 1:
-            _init(params)
-            for j in jobs:
-                out.append(_tokenize_task(j))
-                bar.update(1)
-                bar.set_postfix(tokens=sum(r["tokens"] for r in out))
-        else:
-            # spawn: the parent may already hold a tokenizer (and its thread pool), which fork would corrupt.
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool,
-                                     initargs=(params,)) as pool:
-                for r in pool.map(_tokenize_task, jobs):
-                    out.append(r)
-                    bar.update(1)
-                    bar.set_postfix(tokens=sum(r["tokens"] for r in out))
-    finally:
-        bar.close()
-    return out
+# ------------------------------------------------------------------ 1. tokenize: corpusforge/sample/spill.py
 
 
 # ------------------------------------------------------------------ 2. plan
@@ -301,54 +204,14 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                                 bpe_cache=int(min(10_000, budget_bytes // 8192)))
         jobs = [(si, t, os.path.join(work, "tok", f"s{si:03d}-t{ti:05d}.parquet"), batch_rows)
                 for si, ts in enumerate(src_tasks) for ti, t in enumerate(ts)]
-        results = _tokenize_all(jobs, params, workers, progress)
-
-        quarantine = [q for r in results for q in r["quarantine"]]
+        results = tokenize_all(jobs, params, workers, progress)  # 1. tokenize
         spills = {n: [r["spill"] for r in results if r["source"] == si] for si, n in enumerate(names)}
         available = {n: sum(r["tokens"] for r in results if r["source"] == si) for si, n in enumerate(names)}
         want, req_epochs, budget = targets(mix, available, where)
-
-        # Plan: copies per document, from (seed, source, id) only; hashed into plan_sha256.
-        plan_h = hashlib.sha256()
-        reps: dict[str, np.ndarray] = {}
-        for n in names:
-            ids, sizes = [], []
-            for b in _read_cols(spills[n], ["id", "n"]):
-                ids += b.column("id").to_pylist()
-                sizes.append(b.column("n").to_numpy())
-            sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
-            keys = np.array([_key(mix.seed, n, i) for i in ids], np.uint64)
-            reps[n] = select(keys, sizes, want[n])
-            plan_h.update(json.dumps([n, ids, reps[n].tolist()], ensure_ascii=False).encode())
-            del ids, keys
-
+        reps, plan_sha = _plan(mix.seed, names, spills, want)  # 2. plan
         dtype = S.token_dtype(vocab)
-        drawn_bytes = sum(int((reps[n].astype(np.int64) * sizes_of).sum()) for n, sizes_of in
-                          ((n, _sizes(spills[n])) for n in names)) * dtype.itemsize
-        nbits = max(0, math.ceil(math.log2(max(1, drawn_bytes / (budget_bytes / 4)))))
-        buckets = _Buckets(os.path.join(work, "buckets"), nbits, dtype, budget_bytes // 8)
-        drawn = Counter()
-        docs_drawn = Counter()
-        for si, n in enumerate(names):
-            row = 0
-            for b in _read_cols(spills[n], ["id", TOKENS]):
-                ids = b.column("id").to_pylist()
-                col = b.column(TOKENS)
-                offs = col.offsets.to_numpy()
-                flat = col.values.to_numpy()
-                for j, doc in enumerate(ids):
-                    r = int(reps[n][row])
-                    row += 1
-                    if not r:
-                        continue
-                    toks = flat[offs[j]:offs[j + 1]]
-                    for k in range(r):
-                        buckets.add(_key(mix.seed, "shuffle", n, doc, k), toks)
-                    drawn[n] += r * len(toks)
-                    docs_drawn[n] += r
-        buckets.flush()
-        entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)
-
+        buckets, drawn, docs_drawn = _shuffle(mix.seed, names, spills, reps, dtype, budget_bytes, work)  # 3. shuffle
+        entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)  # ... and write
         total = sum(drawn.values())
         sources = {}
         for si, n in enumerate(names):
@@ -358,26 +221,76 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                           "docs_available": sum(r["docs"] for r in results if r["source"] == si),
                           "docs_drawn": docs_drawn[n],
                           "chars_available": sum(r["chars"] for r in results if r["source"] == si)}
-        q_counts = Counter(q["reason"] for q in quarantine)
-        if quarantine:
-            sink = ParquetSink(os.path.join(out, QUARANTINE), QUARANTINE_SCHEMA)
-            sink.write(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
-            sink.commit()
-        with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
-            shutil.copyfileobj(src, f)
-        resolved = mix.model_dump(mode="json")
-        resolved["tokenizer"] = os.path.abspath(tok_path)
-        resolved["total_tokens"] = budget
-        for n, s in resolved["sources"].items():
-            s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
-        manifest = {"format": S.FORMAT, "tokenizer": {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab},
-                    "seq_len": mix.seq_len, "seed": mix.seed, "mix": resolved, "plan_sha256": plan_h.hexdigest(),
-                    "eod_id": eod, "dtype": dtype.name, "shards": entries, "sources": sources,
-                    "quarantined": dict(sorted(q_counts.items())), "tokens": total,
-                    "docs": sum(e["docs"] for e in entries)}
-        shutil.rmtree(work)
-        write_json(os.path.join(out, S.MANIFEST), manifest)  # last: its presence means the directory is complete
-        return manifest
+        quarantine = [q for r in results for q in r["quarantine"]]
+        return _commit(out, work, mix, tok_path, {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab}, {
+            "seq_len": mix.seq_len, "seed": mix.seed, "mix": None, "plan_sha256": plan_sha, "eod_id": eod,
+            "dtype": dtype.name, "shards": entries, "sources": sources,
+            "quarantined": dict(sorted(Counter(q["reason"] for q in quarantine).items())), "tokens": total,
+            "docs": sum(e["docs"] for e in entries)}, quarantine, budget)
+
+
+def _plan(seed: int, names: list[str], spills: dict, want: dict) -> tuple[dict[str, np.ndarray], str]:
+    """Copies per document, from (seed, source, id) only, and the plan's sha256."""
+    plan_h = hashlib.sha256()
+    reps: dict[str, np.ndarray] = {}
+    for n in names:
+        ids, sizes = [], []
+        for b in _read_cols(spills[n], ["id", "n"]):
+            ids += b.column("id").to_pylist()
+            sizes.append(b.column("n").to_numpy())
+        sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int32)
+        keys = np.array([_key(seed, n, i) for i in ids], np.uint64)
+        reps[n] = select(keys, sizes, want[n])
+        plan_h.update(json.dumps([n, ids, reps[n].tolist()], ensure_ascii=False).encode())
+        del ids, keys
+    return reps, plan_h.hexdigest()
+
+
+def _shuffle(seed: int, names: list[str], spills: dict, reps: dict, dtype, budget_bytes: int, work: str):
+    """Every drawn (document, copy) into the bucket of its shuffle key; (buckets, tokens and docs drawn per source)."""
+    drawn_bytes = sum(int((reps[n].astype(np.int64) * _sizes(spills[n])).sum()) for n in names) * dtype.itemsize
+    nbits = max(0, math.ceil(math.log2(max(1, drawn_bytes / (budget_bytes / 4)))))
+    buckets = _Buckets(os.path.join(work, "buckets"), nbits, dtype, budget_bytes // 8)
+    drawn, docs_drawn = Counter(), Counter()
+    for n in names:
+        row = 0
+        for b in _read_cols(spills[n], ["id", TOKENS]):
+            ids = b.column("id").to_pylist()
+            col = b.column(TOKENS)
+            offs = col.offsets.to_numpy()
+            flat = col.values.to_numpy()
+            for j, doc in enumerate(ids):
+                r = int(reps[n][row])
+                row += 1
+                if not r:
+                    continue
+                toks = flat[offs[j]:offs[j + 1]]
+                for k in range(r):
+                    buckets.add(_key(seed, "shuffle", n, doc, k), toks)
+                drawn[n] += r * len(toks)
+                docs_drawn[n] += r
+    buckets.flush()
+    return buckets, drawn, docs_drawn
+
+
+def _commit(out: str, work: str, mix: Mixture, tok_path: str, tok_entry: dict, manifest: dict, quarantine: list,
+            budget: int) -> dict:
+    """Quarantine file, tokenizer, then shards.json last: its presence means the directory is complete."""
+    if quarantine:
+        sink = ParquetSink(os.path.join(out, QUARANTINE), QUARANTINE_SCHEMA)
+        sink.write(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA))
+        sink.commit()
+    with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
+        shutil.copyfileobj(src, f)
+    resolved = mix.model_dump(mode="json")
+    resolved["tokenizer"] = os.path.abspath(tok_path)
+    resolved["total_tokens"] = budget
+    for s in resolved["sources"].values():
+        s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
+    manifest = {"format": S.FORMAT, "tokenizer": tok_entry, **manifest, "mix": resolved}
+    shutil.rmtree(work)
+    write_json(os.path.join(out, S.MANIFEST), manifest)
+    return manifest
 
 
 def _sizes(spills: list[str]) -> np.ndarray:

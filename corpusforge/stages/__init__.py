@@ -7,5 +7,5 @@ from corpusforge.stages import t2s  # noqa: F401
 from corpusforge.stages import pangu_rules  # noqa: F401
 from corpusforge.stages import sensitive  # noqa: F401
 from corpusforge.stages import model_filters  # noqa: F401
-from corpusforge.sample import stage as _sample_stage  # noqa: F401  (tokenize)
+from corpusforge.stages import tokenize  # noqa: F401
 from corpusforge.stages import perplexity  # noqa: F401

@@ -22,6 +22,16 @@ _LINEBREAK_RE = "\\r\\n|[\\r\\x{2028}\\x{2029}\\x{85}\\x0b\\x0c]"
 _ZH_PUNCT = re.compile("([\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f\uff5e])")
 
 
+def collapse_spaces(texts: pa.Array, keep_ideographic_space: bool = False) -> pa.Array:
+    """Runs of spaces/tabs/NBSP (and U+3000 unless kept) → one space; no space around line breaks; at most
+    one blank line; trimmed. The whitespace rule of normalize and clean."""
+    spaces = "[ \\t\\x{a0}]+" if keep_ideographic_space else "[ \\t\\x{a0}\\x{3000}]+"
+    t = pc.replace_substring_regex(texts, spaces, " ")
+    t = pc.replace_substring_regex(t, " ?\n ?", "\n")
+    t = pc.replace_substring_regex(t, "\n{3,}", "\n\n")
+    return pc.utf8_trim(t, " \n")
+
+
 def nfkc_keep_zh_punct(text: str) -> str:
     return "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(_ZH_PUNCT.split(text)))
 
@@ -44,11 +54,7 @@ class Normalize(MapStage):
         t = pc.replace_substring_regex(t, _STRIP_RE, "")
         if self.params.nfkc:
             t = pa.array([nfkc_keep_zh_punct(x) for x in t.to_pylist()], pa.string())
-        spaces = "[ \\t\\x{a0}]+" if self.params.keep_ideographic_space else "[ \\t\\x{a0}\\x{3000}]+"
-        t = pc.replace_substring_regex(t, spaces, " ")
-        t = pc.replace_substring_regex(t, " ?\n ?", "\n")
-        t = pc.replace_substring_regex(t, "\n{3,}", "\n\n")
-        return pc.utf8_trim(t, " \n")
+        return collapse_spaces(t, self.params.keep_ideographic_space)
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         texts = batch.column("text")

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from corpusforge.rules_files import resolve
 from corpusforge.schema import score_column
 from corpusforge.stage import MapStage, Params, register
-from corpusforge.stages.basic import _LINEBREAK_RE, _STRIP_RE, nfkc_keep_zh_punct
+from corpusforge.stages.basic import _LINEBREAK_RE, _STRIP_RE, collapse_spaces, nfkc_keep_zh_punct
 from corpusforge.rulepack import read_regex_rules
 
 # Beyond basic's controls/zero-width: every format character (bidi marks, soft hyphen, word joiners),
@@ -117,11 +117,7 @@ class Clean(MapStage):
             if c.any():
                 hits += c
                 t = pc.replace_substring_regex(t, r.pattern, r.replace)
-        spaces = "[ \\t\\x{a0}]+" if self.params.keep_ideographic_space else "[ \\t\\x{a0}\\x{3000}]+"
-        t = pc.replace_substring_regex(t, spaces, " ")
-        t = pc.replace_substring_regex(t, " ?\n ?", "\n")
-        t = pc.replace_substring_regex(t, "\n{3,}", "\n\n")
-        t = pc.utf8_trim(t, " \n")
+        t = collapse_spaces(t, self.params.keep_ideographic_space)
         dups = np.zeros(n, np.int64)
         if self.params.dedup_paragraphs:
             vals = t.to_pylist()

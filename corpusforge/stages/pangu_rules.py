@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from corpusforge.algorithms.wordmatch import WordMatcher
+from corpusforge.yamlfile import format_error
 from corpusforge.errors import CorpusforgeError
 from corpusforge.rules_files import resolve
 from corpusforge.stage import FilterStage, Params, Verdict, register
@@ -106,7 +107,7 @@ class PanguRules(FilterStage):
         try:
             return Thresholds(**{**prof, **self.params.overrides})
         except ValidationError as e:
-            raise CorpusforgeError("bad_rule_file", f"{self.params.thresholds}: profile {self.params.profile}: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+            raise CorpusforgeError("bad_rule_file", f"{self.params.thresholds}: profile {self.params.profile}: {format_error(e)}") from None
 
     def setup(self) -> None:
         self.t = self._load_thresholds()

@@ -9,9 +9,9 @@ import hashlib
 import math
 import os
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io.writers import atomic_file, write_json
 
@@ -55,19 +55,11 @@ class QualityEvalConfig(_Strict):
 
 
 def load_config(path: str) -> QualityEvalConfig:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise CorpusforgeError("bad_config", f"{path}: {e.strerror}") from None
-    if not isinstance(doc, dict):
-        raise CorpusforgeError("bad_config", f"{path}: expected a mapping at the top level")
+    doc = load_mapping(path, "bad_config")
     try:
         return QualityEvalConfig(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise CorpusforgeError("bad_config", f"{path}: {loc}: {err['msg']}") from None
+        raise CorpusforgeError("bad_config", f"{path}: {format_error(e)}") from None
 
 
 def _text_key(t: str) -> bytes:

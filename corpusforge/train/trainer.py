@@ -95,13 +95,57 @@ def train(a: TrainArgs) -> dict:
         return _train(a)
 
 
-def _train(a: TrainArgs) -> dict:
-    torch = require_torch()
-    from tqdm import tqdm
+class _State:
+    """A run's model, optimizer and position; what a checkpoint holds."""
 
-    from corpusforge.train import evaluate
-    from corpusforge.train.data import ShardData
-    from corpusforge.train.model import PanguAlpha, get_config, param_count
+    def __init__(self, a: TrainArgs, cfg, device: str, key: dict):
+        torch = require_torch()
+        from corpusforge.train.model import PanguAlpha
+
+        torch.manual_seed(a.seed)
+        self.model = PanguAlpha(cfg).to(device)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+        self.a, self.device, self.key = a, device, key
+        self.step = self.tokens = 0
+
+    def save(self, path: str) -> None:
+        torch = require_torch()
+        ck = {"key": self.key, "step": self.step, "tokens": self.tokens, "cursor": self.step * self.a.batch_size,
+              "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+              "rng": {"torch": torch.get_rng_state(),
+                      "cuda": torch.cuda.get_rng_state_all() if self.device == "cuda" else None}}
+        with atomic_file(path) as f:
+            torch.save(ck, f)
+
+    def restore(self, ckpt_path: str, log_path: str) -> None:
+        """--resume from the checkpoint; a fresh run drops an earlier log."""
+        torch = require_torch()
+        if self.a.resume and os.path.exists(ckpt_path):
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            if ck["key"] != self.key:
+                diff = sorted(k for k in self.key if ck["key"].get(k) != self.key[k])
+                raise CorpusforgeError("resume_mismatch", f"{ckpt_path}: run differs in {', '.join(diff)}")
+            self.model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            if self.device == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+            self.step, self.tokens = ck["step"], ck["tokens"]
+            assert ck["cursor"] == self.step * self.a.batch_size
+            kept = _read_log(log_path, self.step)  # rows after the checkpoint are recomputed identically
+            with atomic_file(log_path, "w") as f:
+                f.writelines(kept)
+        elif self.a.resume:
+            raise CorpusforgeError("nothing_to_resume", f"{ckpt_path}: no checkpoint to resume from")
+        elif os.path.exists(log_path):
+            os.unlink(log_path)
+
+
+def _train(a: TrainArgs) -> dict:
+    from corpusforge.train.model import param_count
 
     a.warmup = min(200, max(1, a.steps // 10)) if a.warmup is None else a.warmup
     a.checkpoint_every = a.checkpoint_every or a.eval_every
@@ -110,13 +154,33 @@ def _train(a: TrainArgs) -> dict:
     for name in os.listdir(a.out):  # temp files of a killed write (OUT is ours and locked)
         if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(a.out, name)):
             os.unlink(os.path.join(a.out, name))
+    cfg, data, val_docs, tok_src = _load_data(a)
+    st = _State(a, cfg, device, {k: getattr(a, k) for k in _RESUME_KEYS} | {"data_sha256": _shards_key(a.data)})
+    st.restore(ckpt_path, log_path)
+    shutil.copyfile(tok_src, os.path.join(a.out, "tokenizer.json"))
+    write_json(os.path.join(a.out, "config.json"), {
+        "model": cfg.to_dict(), "params": param_count(cfg),
+        "train": {k: v for k, v in asdict(a).items() if k not in ("resume", "overwrite", "stop_at", "progress")},
+        "eod_id": data.eod_id, "data": {"dir": os.path.abspath(a.data), "sha256": st.key["data_sha256"],
+                                        "train_docs": len(data.train_docs), "val_docs": len(data.val_docs),
+                                        "train_tokens": data.train_tokens},
+        "tokenizer_sha256": sha256_file(tok_src), "device": device})
+    result = _loop(st, data, val_docs, cfg.seq_len, ckpt_path, log_path)
+    if st.step >= a.steps:
+        with atomic_file(os.path.join(a.out, "model.pt")) as f:
+            require_torch().save(st.model.state_dict(), f)
+    return result
 
+
+def _load_data(a: TrainArgs):
+    """(model config, shard data, the fixed validation slice, the shards' tokenizer path)."""
     from corpusforge.sample.shards import load_manifest
+    from corpusforge.sample.tokenizer import load as load_tokenizer
+    from corpusforge.train.data import ShardData
+    from corpusforge.train.model import get_config
 
     manifest = load_manifest(a.data)
     tok_src = os.path.join(a.data, (manifest.get("tokenizer") or {}).get("path", "tokenizer.json"))
-    from corpusforge.sample.tokenizer import load as load_tokenizer
-
     vocab = load_tokenizer(tok_src).get_vocab_size(with_added_tokens=True)
     cfg = get_config(a.config, vocab_size=vocab, seq_len=a.seq_len)
     a.seq_len = cfg.seq_len
@@ -125,65 +189,35 @@ def _train(a: TrainArgs) -> dict:
     for d in data.val_token_docs():  # a fixed slice of the validation documents keeps eval cheap
         if n >= a.eval_tokens:
             break
-        val_docs.append(d); n += len(d)
+        val_docs.append(d)
+        n += len(d)
+    return cfg, data, val_docs, tok_src
 
-    torch.manual_seed(a.seed)
-    model = PanguAlpha(cfg).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
-    key = {k: getattr(a, k) for k in _RESUME_KEYS} | {"data_sha256": _shards_key(a.data)}
-    step = tokens = 0
-    if a.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ck["key"] != key:
-            diff = sorted(k for k in key if ck["key"].get(k) != key[k])
-            raise CorpusforgeError("resume_mismatch", f"{ckpt_path}: run differs in {', '.join(diff)}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
-        step, tokens = ck["step"], ck["tokens"]
-        assert ck["cursor"] == step * a.batch_size
-        kept = _read_log(log_path, step)  # rows after the checkpoint are recomputed identically
-        with atomic_file(log_path, "w") as f:
-            f.writelines(kept)
-    elif a.resume:
-        raise CorpusforgeError("nothing_to_resume", f"{ckpt_path}: no checkpoint to resume from")
-    elif os.path.exists(log_path):
-        os.unlink(log_path)
-    shutil.copyfile(tok_src, os.path.join(a.out, "tokenizer.json"))
-    run_cfg = {"model": cfg.to_dict(), "params": param_count(cfg), "train": {k: v for k, v in asdict(a).items()
-               if k not in ("resume", "overwrite", "stop_at", "progress")},
-               "eod_id": data.eod_id, "data": {"dir": os.path.abspath(a.data), "sha256": key["data_sha256"],
-               "train_docs": len(data.train_docs), "val_docs": len(data.val_docs), "train_tokens": data.train_tokens},
-               "tokenizer_sha256": sha256_file(tok_src), "device": device}
-    write_json(os.path.join(a.out, "config.json"), run_cfg)
 
-    def save_checkpoint():
-        ck = {"key": key, "step": step, "tokens": tokens, "cursor": step * a.batch_size, "model": model.state_dict(),
-              "optimizer": opt.state_dict(), "rng": {"torch": torch.get_rng_state(),
-                                                      "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else None}}
-        with atomic_file(ckpt_path) as f:
-            torch.save(ck, f)
+def _loop(st: _State, data, val_docs: list, seq_len: int, ckpt_path: str, log_path: str) -> dict:
+    """Steps until --steps (or --stop-at): log rows, evals every eval_every, checkpoints every checkpoint_every."""
+    torch = require_torch()
+    from tqdm import tqdm
+
+    from corpusforge.train import evaluate
+
+    a, model, opt = st.a, st.model, st.opt
 
     def run_eval() -> dict:
-        r = evaluate.ppl(model, val_docs, data.eod_id, device)
-        return {"step": step, "tokens": tokens, "eval_loss": r["loss"], "eval_ppl": r["ppl"], "eval_tokens": r["tokens"]}
+        r = evaluate.ppl(model, val_docs, data.eod_id, st.device)
+        return {"step": st.step, "tokens": st.tokens, "eval_loss": r["loss"], "eval_ppl": r["ppl"], "eval_tokens": r["tokens"]}
 
     last = a.steps if a.stop_at is None else min(a.steps, a.stop_at)
     log = open(log_path, "a", encoding="utf-8")
-    bar = tqdm(total=a.steps, initial=step, desc="train", unit="step", disable=not a.progress)
-    t0, tok0 = time.perf_counter(), tokens
+    bar = tqdm(total=a.steps, initial=st.step, desc="train", unit="step", disable=not a.progress)
+    t0, tok0 = time.perf_counter(), st.tokens
     side = 0.0  # seconds spent in eval + checkpoints: kept out of the training tokens/s
     last_eval = None
     model.train()
     try:
-        while step < last:
-            xy = torch.from_numpy(data.batch(step * a.batch_size, a.batch_size)).to(device)
-            lr = lr_at(step, a)
+        while st.step < last:
+            xy = torch.from_numpy(data.batch(st.step * a.batch_size, a.batch_size)).to(st.device)
+            lr = lr_at(st.step, a)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss = model.loss(xy[:, :-1], xy[:, 1:])
@@ -191,19 +225,19 @@ def _train(a: TrainArgs) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
             opt.step()
-            step += 1
-            tokens += a.batch_size * cfg.seq_len
-            row = {"step": step, "tokens": tokens, "loss": float(loss.item()), "lr": lr}
+            st.step += 1
+            st.tokens += a.batch_size * seq_len
+            row = {"step": st.step, "tokens": st.tokens, "loss": float(loss.item()), "lr": lr}
             log.write(json.dumps(row) + "\n")
             ts = time.perf_counter()
-            if step % a.eval_every == 0 or step == a.steps:
+            if st.step % a.eval_every == 0 or st.step == a.steps:
                 last_eval = run_eval()
                 log.write(json.dumps(last_eval) + "\n")
             log.flush()
-            if step % a.checkpoint_every == 0 or step == last:
-                save_checkpoint()
+            if st.step % a.checkpoint_every == 0 or st.step == last:
+                st.save(ckpt_path)
             side += time.perf_counter() - ts
-            rate = (tokens - tok0) / max(time.perf_counter() - t0 - side, 1e-9)
+            rate = (st.tokens - tok0) / max(time.perf_counter() - t0 - side, 1e-9)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{rate:,.0f}",
                             **({"eval_ppl": f"{last_eval['eval_ppl']:.1f}"} if last_eval else {}))
             bar.update(1)
@@ -211,12 +245,8 @@ def _train(a: TrainArgs) -> dict:
         bar.close()
         log.close()
     elapsed = time.perf_counter() - t0 - side
-    result = {"step": step, "tokens": tokens, "finished": step >= a.steps,
-              "tokens_per_s": (tokens - tok0) / max(elapsed, 1e-9), "eval_checkpoint_s": side, "eval": last_eval}
-    if step >= a.steps:
-        with atomic_file(os.path.join(a.out, "model.pt")) as f:
-            torch.save(model.state_dict(), f)
-    return result
+    return {"step": st.step, "tokens": st.tokens, "finished": st.step >= a.steps,
+            "tokens_per_s": (st.tokens - tok0) / max(elapsed, 1e-9), "eval_checkpoint_s": side, "eval": last_eval}
 
 
 def _shards_key(d: str) -> str:

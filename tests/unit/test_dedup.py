@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from corpusforge.algorithms.minhash import jaccard_pairs
-from corpusforge.stages.dedup import report
+from corpusforge.report.dedup import report
 from tests.util import REPO_ROOT, assert_audit_ok, manifest, run, table, tree_digest, write_config
 
 
