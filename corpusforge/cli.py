@@ -11,17 +11,24 @@ from corpusforge import __version__, engines
 from corpusforge.errors import CorpusforgeError
 
 
+STORAGE_OPT_HELP = ("object-store setting merged into storage.options for s3:// gs:// hdfs:// abfs:// inputs: "
+                    "endpoint=http://127.0.0.1:9000, region=eu-west-1, anonymous=true, max_attempts=10; credentials "
+                    "come from the store's standard chain (AWS_* env, ~/.aws, GOOGLE_APPLICATION_CREDENTIALS); repeatable")
+
+
 def _cmd_run(args) -> int:
     from corpusforge.config import load_config, override
     from corpusforge.runner import make_plan
 
     cfg = load_config(args.config, args.set or [])
     cfg.engine = override(cfg.engine, "--workers", workers=args.workers)
-    for kv in getattr(args, "engine_opt", None) or []:
-        k, sep, v = kv.partition("=")
-        if not sep or not k:
-            raise CorpusforgeError("bad_option", f"--engine-opt {kv!r}: expected KEY=VALUE")
-        cfg.engine.options[k] = v
+    for flag, dest, into in (("--engine-opt", "engine_opt", cfg.engine.options),
+                             ("--storage-opt", "storage_opt", cfg.storage.options)):
+        for kv in getattr(args, dest, None) or []:
+            k, sep, v = kv.partition("=")
+            if not sep or not k:
+                raise CorpusforgeError("bad_option", f"{flag} {kv!r}: expected KEY=VALUE")
+            into[k] = v
     workers = cfg.engine.workers
     engine = args.engine or cfg.engine.kind
     plan = make_plan(cfg, kind=getattr(args, "kind", "run"))
@@ -37,8 +44,11 @@ def _cmd_dedup(args) -> int:
 
     import yaml
 
-    src = os.path.abspath(args.input)
-    fmt = args.format or ("txt" if os.path.isdir(src) else "parquet" if src.endswith(".parquet") else "jsonl")
+    from corpusforge.io import fs
+
+    remote = fs.is_remote(args.input)
+    src = args.input if remote else os.path.abspath(args.input)
+    fmt = args.format or ("txt" if not remote and os.path.isdir(src) else "parquet" if src.endswith(".parquet") else "jsonl")
     stages = [{"use": "normalize"}]
     if not args.no_exact:
         stages.append({"use": "dedup_exact"})
@@ -46,7 +56,7 @@ def _cmd_dedup(args) -> int:
     stages.append({"use": "dedup_minhash", "with": {k: v for k, v in given.items() if v is not None}})
     args.kind = "dedup"  # its output is marked as a dedup output: `run --overwrite` will not empty it
     cfg = {"run": {"name": "dedup", "output": os.path.abspath(args.output)},
-           "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" else src],
+           "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" and not remote else src],
                      "text_field": args.text_field, **({"root": src} if fmt == "txt" else {})},
            "stages": stages, "engine": {"kind": args.engine or "local"}}
     with tempfile.TemporaryDirectory(prefix="corpusforge-dedup-") as d:
@@ -122,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--engine-opt", action="append", metavar="KEY=VALUE",
                    help="engine setting merged into engine.options: a Spark conf (spark.executor.memory=4g, "
                    "master=spark://host:7077, jvm_class_cache=false) or a Beam pipeline option (runner=FlinkRunner); repeatable")
+    r.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_run)
 
@@ -141,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--resume", action="store_true", help="continue an interrupted run")
     dd.add_argument("--overwrite", action="store_true", help="empty an earlier dedup output first (only a folder "
                     "corpusforge marked as its own dedup output)")
+    dd.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
     dd.add_argument("--no-progress", action="store_true", help="no progress bar")
     dd.set_defaults(fn=_cmd_dedup)
 

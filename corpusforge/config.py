@@ -61,6 +61,19 @@ class EngineConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # engine-specific (Spark conf, Beam options)
 
 
+class StorageConfig(_Strict):
+    """Object-store settings on top of each store's standard credential chain (never written to a manifest)."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO or a test server
+    region: str | None = None
+    anonymous: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)  # more keys for the store (access_key, max_attempts...)
+
+    def as_options(self) -> dict[str, Any]:
+        return {**self.options, **{k: v for k, v in (("endpoint", self.endpoint), ("region", self.region),
+                                                      ("anonymous", self.anonymous)) if v}}
+
+
 class LimitsConfig(_Strict):
     max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
     batch_rows: int = Field(2048, ge=1)
@@ -76,6 +89,7 @@ class Config(_Strict):
     stages: list[StageConfig] = Field(default_factory=list)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     base_dir: str = Field(".", exclude=True)  # directory of the config file: relative paths start here
     config_path: str | None = Field(None, exclude=True)  # the config file itself (it must not lie in the output)
     _stages: list[Stage] | None = PrivateAttr(None)

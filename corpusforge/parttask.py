@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from corpusforge import faults, ledger, procs
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
@@ -53,6 +54,7 @@ def marker_path(plan: Plan, k: int, job: Job) -> str:
 
 def init_worker(plan: Plan, progress) -> None:
     """Every per-row stage's setup(), once per worker process: stages rely on it (no self-setup)."""
+    fs.configure(plan.config.storage.as_options())
     for s in plan.stages:
         if not isinstance(s, GlobalStage):
             s.setup()

@@ -18,7 +18,7 @@ from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
-from corpusforge.io import outputs
+from corpusforge.io import fs, outputs
 from corpusforge.io.writers import TMP_MARK, write_error, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
@@ -92,12 +92,13 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
     if len(set(sources)) != len(sources):
         raise CorpusforgeError("bad_config", "each input block needs a distinct `source` name")
     out = cfg.output_dir()
+    fs.configure(cfg.storage.as_options())
     outputs.check_no_overlap(out, [p if os.path.isabs(p) else os.path.join(cfg.base_dir, p)
-                                   for ic in cfg.input for p in ic.paths], cfg.config_path)
+                                   for ic in cfg.input for p in ic.paths if not fs.is_remote(p)], cfg.config_path)
     jobs, inputs, dups = [], [], 0
     for ic in cfg.input:
         found = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)
-        outputs.check_files_outside(out, [f.path for f in found.files])
+        outputs.check_files_outside(out, [f.path for f in found.files if not fs.is_remote(f.path)])
         dups += found.duplicates
         opts = read_options(ic, cfg.limits.batch_rows)
         for p in plan_parts(found.files, ic.format, int(ic.split_mb * 2**20)):
@@ -112,9 +113,11 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
 
 
 def resolved_config(cfg: Config) -> dict:
-    """The config as it ran, minus what must not change results (worker count)."""
+    """The config as it ran, minus what must not change results (worker count, storage settings: these
+    may hold credentials, which never reach a manifest)."""
     d = cfg.model_dump(mode="json", by_alias=True)
     d["engine"].pop("workers", None)
+    d.pop("storage", None)
     return d
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from corpusforge.io import warc
+from corpusforge.io import fs, warc
 from corpusforge.io.streams import FileLevelError, HashingRaw, read_whole
 
 Extractor = Literal["trafilatura", "main", "page"]
@@ -116,7 +116,7 @@ def read_warc(part, opts, out):
     Records are numbered 1, 2, ... over the response and conversion records and the unreadable ones
     (bytes between records take no number); other record types (warcinfo, request, metadata, ...) are counted in fixes.warc_non_document_records."""
     no = 0
-    with open(part.file.path, "rb") as f:
+    with fs.open_read(part.file.path) as f:
         gz = f.read(2) == b"\x1f\x8b"
         f.seek(0)
         raw = HashingRaw(f, part)

@@ -7,10 +7,12 @@ import fnmatch
 import glob
 import hashlib
 import os
+import posixpath
 import stat
 from dataclasses import dataclass
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs
 from corpusforge.rules_files import sha256_file
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -142,9 +144,15 @@ class Expanded:
 
 def expand_inputs(patterns: list[str], base_dir: str, root: str | None, fmt: str) -> Expanded:
     """Resolve globs (relative to the config file's directory) into a sorted, fingerprinted file list,
-    each real file once (the first path in sorted order names it)."""
+    each real file once (the first path in sorted order names it). Object-store URIs are listed by prefix."""
+    remote = {fs.is_remote(p) for p in patterns}
+    if len(remote) > 1:
+        raise CorpusforgeError("bad_config", f"input paths mix local paths and URIs ({patterns[:3]}): use one input block each")
+    if remote == {True}:
+        return _expand_remote(patterns, root, fmt)
     found: set[str] = set()
     for pattern in patterns:
+        pattern = fs.split_uri(pattern)[1]  # file:// is a local path
         full = os.path.abspath(pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern))
         matches = _glob(full)
         if fmt == "txt":
@@ -177,6 +185,27 @@ def expand_inputs(patterns: list[str], base_dir: str, root: str | None, fmt: str
     return Expanded(root, files, dups)
 
 
+def _expand_remote(patterns: list[str], root: str | None, fmt: str) -> Expanded:
+    found: set[str] = set()
+    for pattern in patterns:
+        matches = fs.glob(pattern)
+        if fmt == "txt" and not matches and not glob.has_magic(pattern):  # a folder of .txt files
+            matches = fs.glob(fs.join(pattern, "**", "*.txt"))
+        if not matches:
+            raise CorpusforgeError("no_input_files", f"input pattern {pattern!r} matches no files")
+        found.update(matches)
+    paths = sorted(found)
+    prefix = paths[0][: paths[0].index("://") + 3]
+    root = root.rstrip("/") if root else prefix + posixpath.commonpath([posixpath.dirname(p[len(prefix):]) for p in paths])
+    files = []
+    for p in paths:
+        if not p.startswith(root + "/"):
+            raise CorpusforgeError("bad_input_root", f"{p} is outside input.root {root}")
+        size, mtime = fs.stat(p)
+        files.append(InputFile(p, p[len(root) + 1:], size, mtime, fs.sha256(p)))
+    return Expanded(root, files, 0)
+
+
 def plan_parts(files: list[InputFile], fmt: str, split_bytes: int) -> list[Part]:
     """Whole files, except plain JSONL larger than split_bytes, cut at newlines into byte ranges."""
     parts: list[Part] = []
@@ -184,7 +213,7 @@ def plan_parts(files: list[InputFile], fmt: str, split_bytes: int) -> list[Part]
         if fmt != "jsonl" or f.size <= split_bytes:
             parts.append(Part(len(parts), f, sha256=f.sha256))
             continue
-        with open(f.path, "rb") as fh:
+        with fs.open_read(f.path) as fh:
             if sniff_codec(fh.read(512)) != "plain":
                 parts.append(Part(len(parts), f, sha256=f.sha256))
                 continue
@@ -199,7 +228,7 @@ def _newline_splits(path: str, size: int, split_bytes: int):
     target = split_bytes
     pos = 0
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with fs.open_read(path) as fh:
         while True:
             block = fh.read(1 << 23)
             if not block:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import html_extract
+from corpusforge.io import fs, html_extract
 from corpusforge.io.inputs import Part
 from corpusforge.io.streams import FileLevelError, iter_lines, read_whole, verify_bytes
 from corpusforge.schema import DOC_SCHEMA, INGEST, QUARANTINE_SCHEMA, doc_id
@@ -302,7 +301,7 @@ def read_jsonl(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.Recor
 
 
 def read_parquet(part: Part, opts: ReadOptions, out: _Output) -> Iterator[pa.RecordBatch]:
-    with open(part.file.path, "rb") as f:
+    with fs.open_read(part.file.path) as f:
         data = f.read()  # whole: what is parsed is exactly what is hashed (a Parquet footer is read first)
     verify_bytes(part, data)
     try:
@@ -352,10 +351,12 @@ def read_part(part: Part, opts: ReadOptions) -> tuple[Iterator[pa.RecordBatch], 
     """Returns (document batches, output holder with quarantine rows and stats once exhausted)."""
     out = _Output(opts, part.file.rel)
     try:
-        st = os.stat(part.file.path)
+        now = fs.size_mtime(part.file.path)
     except OSError as e:
         raise CorpusforgeError("input_changed", f"{part.file.rel}: {e.strerror} since the run was planned") from None
-    if (st.st_size, st.st_mtime_ns) != (part.file.size, part.file.mtime_ns):
+    except CorpusforgeError as e:
+        raise CorpusforgeError("input_changed", f"{part.file.rel}: {e.message} since the run was planned") from None
+    if now != (part.file.size, part.file.mtime_ns):
         raise CorpusforgeError("input_changed", f"{part.file.rel}: size or mtime changed since the run was planned")
     if part.file.size == 0:
         out.stats.fixes["empty_input_files"] += 1

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import zlib
 from typing import Iterator
 
 import zstandard
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs
 from corpusforge.io.inputs import Part, codec_from_extension, sniff_codec
 
 
@@ -64,7 +64,7 @@ def verify_bytes(part: Part, data: bytes) -> None:
 
 def read_whole(part: Part, cap: int) -> bytes | None:
     """The file's bytes, or None when it is larger than cap (then hashed without being kept)."""
-    with open(part.file.path, "rb") as f:
+    with fs.open_read(part.file.path) as f:
         raw = HashingRaw(f, part)
         data = raw.read(cap + 1)
         raw.verify()
@@ -75,8 +75,8 @@ def zstd_cut_at(path: str, start: int = 0) -> int | None:
     """Where a zstd file's frame structure ends early (a cut file), or None when every frame is whole.
     Walks frame and block headers only (RFC 8878), no decompression: zstandard's stream reader returns
     a clean end of stream for a file cut mid-frame."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    size = fs.size_mtime(path)[0]
+    with fs.open_read(path) as f:
         pos = start
         while pos < size:
             f.seek(pos)
@@ -112,7 +112,7 @@ def zstd_cut_at(path: str, start: int = 0) -> int | None:
 
 
 def open_stream(part: Part, fixes):
-    fh = open(part.file.path, "rb")
+    fh = fs.open_read(part.file.path)
     head = fh.read(512)
     codec = sniff_codec(head)
     if codec in ("zip", "tar", "unsupported"):

@@ -1,0 +1,43 @@
+"""URI routing of the storage layer (no servers for GCS, HDFS or Azure here: routing and globbing only;
+the S3 path runs against a real loopback server in tests/storage)."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs
+
+
+@pytest.mark.parametrize("uri,scheme,rest", [
+    ("s3://bucket/raw/a.jsonl", "s3", "bucket/raw/a.jsonl"),
+    ("gs://bucket/a.jsonl.gz", "gs", "bucket/a.jsonl.gz"),
+    ("hdfs://namenode:8020/corpus/a.jsonl", "hdfs", "namenode:8020/corpus/a.jsonl"),
+    ("abfs://container@account.dfs.core.windows.net/a", "abfs", "container@account.dfs.core.windows.net/a"),
+    ("file:///data/a.jsonl", None, "/data/a.jsonl"),
+    ("/data/a.jsonl", None, "/data/a.jsonl"),
+    ("relative/a.jsonl", None, "relative/a.jsonl"),
+])
+def test_split_uri(uri, scheme, rest):
+    assert fs.split_uri(uri) == (scheme, rest)
+    assert fs.is_remote(uri) == (scheme is not None)
+
+
+def test_unknown_scheme_is_an_error_naming_it():
+    with pytest.raises(CorpusforgeError) as e:
+        fs.split_uri("ftp://host/a.jsonl")
+    assert e.value.code == "bad_path" and "ftp://" in str(e.value)
+
+
+def test_glob_segments_follow_local_glob_rules():
+    rx = fs._glob_regex("b/raw/**/*.jsonl".split("/"))
+    assert [p for p in ("b/raw/a.jsonl", "b/raw/x/y/a.jsonl", "b/raw/.h/a.jsonl", "b/raw/x/.a.jsonl", "b/rawx/a.jsonl",
+                        "b/raw/a.jsonl.gz") if rx.fullmatch(p)] == ["b/raw/a.jsonl", "b/raw/x/y/a.jsonl"]
+    rx = fs._glob_regex("b/p-[0-9]?.txt".split("/"))
+    assert rx.fullmatch("b/p-12.txt") and not rx.fullmatch("b/p-a2.txt") and not rx.fullmatch("b/x/p-12.txt")
+
+
+def test_public_options_hide_secrets():
+    shown = fs.public({"endpoint": "http://127.0.0.1:9000", "secret_key": "s", "session_token": "t", "access_key": "a"})
+    assert shown == {"access_key": "<redacted>", "endpoint": "http://127.0.0.1:9000", "secret_key": "<redacted>",
+                     "session_token": "<redacted>"}
