@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from corpusforge.io import fs, store
 from corpusforge.io.writers import TMP_MARK
 from corpusforge.rules_files import sha256_file
 from corpusforge.runner import OUTPUT_DIRS
@@ -18,7 +17,7 @@ from corpusforge.schema import INGEST
 def _group(paths: list[str]) -> Counter:
     c: Counter = Counter()
     for p in paths:
-        t = pq.read_table(p, columns=["stage", "reason"])
+        t = pq.read_table(store.source(p), columns=["stage", "reason"])
         for row in t.group_by(["stage", "reason"]).aggregate([([], "count_all")]).to_pylist():
             c[(row["stage"], row["reason"])] += row["count_all"]
     return c
@@ -27,42 +26,41 @@ def _group(paths: list[str]) -> Counter:
 def audit(run_dir: str) -> list[str]:
     """Returns a list of problems (empty = the run is consistent)."""
     problems = []
-    mpath = os.path.join(run_dir, "manifest.json")
-    if not os.path.exists(mpath):
+    mpath = fs.join(run_dir, "manifest.json")
+    if not store.exists(mpath):
         return [f"{mpath}: missing (the run did not finish)"]
-    with open(mpath, encoding="utf-8") as f:
-        m = json.load(f)
+    m = store.read_json(mpath)
     listed = {fi["path"]: fi for fi in m["files"]}
     for d in OUTPUT_DIRS:
-        dpath = os.path.join(run_dir, d)
-        for name in sorted(os.listdir(dpath)) if os.path.isdir(dpath) else []:
+        for name in sorted(store.listdir(fs.join(run_dir, d))):
             rel = f"{d}/{name}"
             if name.startswith(TMP_MARK):
                 problems.append(f"{rel}: leftover temp file")
             elif rel not in listed:
                 problems.append(f"{rel}: not listed in the manifest")
     for rel, fi in listed.items():
-        p = os.path.join(run_dir, rel)
-        if not os.path.exists(p):
+        p = fs.join(run_dir, rel)
+        if not store.isfile(p):
             problems.append(f"{rel}: listed in the manifest but missing")
             continue
         if sha256_file(p) != fi["sha256"]:
             problems.append(f"{rel}: sha256 differs from the manifest")
-        if pq.ParquetFile(p).metadata.num_rows != fi["rows"]:
+            continue  # whatever it holds now is not what was committed (it may not even be Parquet)
+        if pq.ParquetFile(store.source(p)).metadata.num_rows != fi["rows"]:
             problems.append(f"{rel}: row count differs from the manifest")
     if problems:
         return problems
 
-    paths = {k: [os.path.join(run_dir, p) for p, fi in listed.items() if fi["kind"] == k] for k in OUTPUT_DIRS}
-    kept_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths["kept"])
+    paths = {k: [fs.join(run_dir, p) for p, fi in listed.items() if fi["kind"] == k] for k in OUTPUT_DIRS}
+    kept_rows = sum(pq.ParquetFile(store.source(p)).metadata.num_rows for p in paths["kept"])
     rejected = _group(paths["rejects"])
     quarantined = _group(paths["quarantine"])
     # duplicate ids in kept output would mean a part was committed twice
     ids = set()
     for p in paths["kept"]:
-        col = pq.read_table(p, columns=["id"]).column("id")
+        col = pq.read_table(store.source(p), columns=["id"]).column("id")
         if pc.count_distinct(col).as_py() != len(col):
-            problems.append(f"{os.path.relpath(p, run_dir)}: duplicate ids")
+            problems.append(f"{p[len(run_dir):].lstrip('/')}: duplicate ids")
         ids.update(col.to_pylist())
     if len(ids) != kept_rows:
         problems.append("duplicate ids across kept parts")
@@ -101,7 +99,7 @@ def _check_duplicate_of(reject_paths: list[str], kept_ids: set, stage_names: lis
     dropped_at: dict = {}
     dups = []
     for p in reject_paths:
-        t = pq.read_table(p, columns=["id", "stage", "duplicate_of"])
+        t = pq.read_table(store.source(p), columns=["id", "stage", "duplicate_of"])
         for i, s, d in zip(*(t.column(c).to_pylist() for c in ("id", "stage", "duplicate_of"))):
             dropped_at[i] = order.get(s, -1)
             if d is not None:
@@ -114,7 +112,6 @@ def _check_duplicate_of(reject_paths: list[str], kept_ids: set, stage_names: lis
 
 def summary(run_dir: str) -> str:
     """The line printed for a run that audits clean."""
-    with open(os.path.join(run_dir, "manifest.json"), encoding="utf-8") as f:
-        m = json.load(f)
+    m = store.read_json(fs.join(run_dir, "manifest.json"))
     return (f"audit ok: {len(m['stages'])} stages balance, {m['totals']['kept']} kept of {m['totals']['records']} records, "
             f"{len(m['files'])} files match the manifest")

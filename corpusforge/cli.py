@@ -11,8 +11,8 @@ from corpusforge import __version__, engines
 from corpusforge.errors import CorpusforgeError
 
 
-STORAGE_OPT_HELP = ("object-store setting merged into storage.options for s3:// gs:// hdfs:// abfs:// inputs: "
-                    "endpoint=http://127.0.0.1:9000, region=eu-west-1, anonymous=true, max_attempts=10; credentials "
+STORAGE_OPT_HELP = ("object-store setting merged into storage.options for s3:// gs:// hdfs:// abfs:// inputs and outputs: "
+                    "endpoint=http://127.0.0.1:9000, region=eu-west-1, anonymous=true, max_attempts=10, lease_seconds=60; credentials "
                     "come from the store's standard chain (AWS_* env, ~/.aws, GOOGLE_APPLICATION_CREDENTIALS); repeatable")
 
 
@@ -22,13 +22,8 @@ def _cmd_run(args) -> int:
 
     cfg = load_config(args.config, args.set or [])
     cfg.engine = override(cfg.engine, "--workers", workers=args.workers)
-    for flag, dest, into in (("--engine-opt", "engine_opt", cfg.engine.options),
-                             ("--storage-opt", "storage_opt", cfg.storage.options)):
-        for kv in getattr(args, dest, None) or []:
-            k, sep, v = kv.partition("=")
-            if not sep or not k:
-                raise CorpusforgeError("bad_option", f"{flag} {kv!r}: expected KEY=VALUE")
-            into[k] = v
+    cfg.engine.options.update(_key_values("--engine-opt", getattr(args, "engine_opt", None)))
+    cfg.storage.options.update(_key_values("--storage-opt", args.storage_opt))
     workers = cfg.engine.workers
     engine = args.engine or cfg.engine.kind
     plan = make_plan(cfg, kind=getattr(args, "kind", "run"))
@@ -36,6 +31,16 @@ def _cmd_run(args) -> int:
                            progress=False if args.no_progress else None)
     print(engines.funnel(manifest, plan.out))
     return 0
+
+
+def _key_values(flag: str, items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for kv in items or []:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise CorpusforgeError("bad_option", f"{flag} {kv!r}: expected KEY=VALUE")
+        out[k] = v
+    return out
 
 
 def _cmd_dedup(args) -> int:
@@ -55,7 +60,7 @@ def _cmd_dedup(args) -> int:
     given = {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm}  # the rest: the stage's defaults
     stages.append({"use": "dedup_minhash", "with": {k: v for k, v in given.items() if v is not None}})
     args.kind = "dedup"  # its output is marked as a dedup output: `run --overwrite` will not empty it
-    cfg = {"run": {"name": "dedup", "output": os.path.abspath(args.output)},
+    cfg = {"run": {"name": "dedup", "output": args.output if fs.is_remote(args.output) else os.path.abspath(args.output)},
            "input": {"format": fmt, "paths": [os.path.join(src, "**", "*.txt") if fmt == "txt" and not remote else src],
                      "text_field": args.text_field, **({"root": src} if fmt == "txt" else {})},
            "stages": stages, "engine": {"kind": args.engine or "local"}}
@@ -82,7 +87,9 @@ def _cmd_stages(args) -> int:
 
 def _cmd_audit(args) -> int:
     from corpusforge.audit import audit, summary
+    from corpusforge.io import fs
 
+    fs.configure(_key_values("--storage-opt", args.storage_opt))
     problems = audit(args.run_dir)
     for p in problems:
         print(f"audit: {p}", file=sys.stderr)
@@ -163,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="recompute all counts of a run from its files",
                        description="Recompute every count from the persisted kept/rejects/quarantine files; exit 1 if "
                        "any stage does not balance (in != kept + dropped + quarantined) or the manifest disagrees.")
-    a.add_argument("run_dir")
+    a.add_argument("run_dir", help="a run's output folder or URI (s3://bucket/run, gs://..., hdfs://...)")
+    a.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
     a.set_defaults(fn=_cmd_audit)
 
     for mod in _SUBCOMMAND_MODULES:
@@ -194,9 +202,24 @@ def console() -> int:
     return main()
 
 
+_URI_COMMANDS = ("run", "dedup", "audit", "stages")  # the rest read and write local paths (docs/storage.md)
+
+
+def _local_paths_only(args) -> None:
+    from corpusforge.io import fs
+
+    for v in vars(args).values():
+        for s in v if isinstance(v, list) else [v]:
+            if isinstance(s, str) and "://" in s and s.split("://", 1)[0].lower() in fs.SCHEMES:
+                raise CorpusforgeError("unsupported_storage", f"{args.cmd} reads and writes local paths only, not {s}; "
+                                       "copy the data down first (docs/storage.md)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.cmd not in _URI_COMMANDS:
+            _local_paths_only(args)
         return args.fn(args)
     except CorpusforgeError as e:
         if args.debug:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs
 from corpusforge.stage import FilterStage, Stage, lookup
 
 
@@ -101,7 +102,7 @@ class Config(_Strict):
 
     def output_dir(self) -> str:
         out = self.run.output
-        return out if os.path.isabs(out) else os.path.join(self.base_dir, out)
+        return out if os.path.isabs(out) or fs.is_remote(out) else os.path.join(self.base_dir, out)
 
     def build_stages(self) -> list[Stage]:
         """The stages, built and validated once (load_config builds them; the runner reuses them)."""

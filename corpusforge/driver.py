@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -30,7 +31,7 @@ from tqdm import tqdm
 from corpusforge import faults
 from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import outputs
+from corpusforge.io import fs, outputs, store
 from corpusforge.io.writers import ParquetSink, write_json
 from corpusforge.parttask import GLOBAL_DIR, decided_dir, staged_dir
 from corpusforge.primitives import Primitives
@@ -72,7 +73,7 @@ def run(plan: Plan, executor: Executor, workers: int, resume: bool = False, over
             _run_phases(plan, executor, workers, done, bar, _progress_line(bar, started), stage_seconds)
         bar.close()
         manifest = finish(plan, executor.name, started, workers, stage_seconds)
-        shutil.rmtree(os.path.join(plan.out, GLOBAL_DIR), ignore_errors=True)
+        store.delete_tree(fs.join(plan.out, GLOBAL_DIR))
         return manifest
 
 
@@ -96,9 +97,9 @@ def _run_phases(plan: Plan, executor: Executor, workers: int, done: set[int], ba
         if ph.last:
             todo = [(k, j) for j in plan.jobs if j.part.index not in done]
             executor.execute(plan, todo, workers, bar, on_progress, seconds)
-        elif not os.path.exists(os.path.join(decided_dir(plan.out, k + 1), "done.json")):
+        elif not store.exists(fs.join(decided_dir(plan.out, k + 1), "done.json")):
             d = staged_dir(plan.out, k)
-            os.makedirs(d, exist_ok=True)
+            store.makedirs(d)
             staged = sweep_uncommitted(plan.out, d, [d], len(plan.jobs))
             executor.execute(plan, [(k, j) for j in plan.jobs if j.part.index not in staged], workers, None, on_progress, seconds)
             t0 = time.perf_counter()
@@ -108,17 +109,38 @@ def _run_phases(plan: Plan, executor: Executor, workers: int, done: set[int], ba
 
 def _run_global(plan: Plan, k: int, workers: int, executor: Executor) -> None:
     """Runs global stage k over all staged parts of phase k-1; commits decisions per part, marker last."""
+    gdir = decided_dir(plan.out, k)
+    if store.exists(fs.join(gdir, "done.json")):
+        return
+    store.delete_tree(gdir)
+    store.makedirs(gdir)
+    # spill files of the global stage: beside its decisions locally; on local disk for an object-store output
+    work = tempfile.mkdtemp(prefix="corpusforge-global-") if fs.is_remote(plan.out) else os.path.join(gdir, "work")
+    try:
+        _decide(plan, k, workers, executor, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _staged_parts(plan: Plan, k: int, work: str) -> list[str]:
+    """The staged parts a global stage reads, as local files (copied from an object store first)."""
+    paths = [fs.join(staged_dir(plan.out, k - 1), f"{part_name(j.part.index)}.parquet") for j in plan.jobs]
+    if not fs.is_remote(plan.out):
+        return paths
+    local = os.path.join(work, "staged")
+    os.makedirs(local)
+    for p in paths:
+        store.download(p, os.path.join(local, os.path.basename(p)))
+    return [os.path.join(local, os.path.basename(p)) for p in paths]
+
+
+def _decide(plan: Plan, k: int, workers: int, executor: Executor, work: str) -> None:
     ph = phases(plan)[k]
     gdir = decided_dir(plan.out, k)
-    if os.path.exists(os.path.join(gdir, "done.json")):
-        return
-    shutil.rmtree(gdir, ignore_errors=True)
-    os.makedirs(gdir)
     batch_rows = plan.config.limits.batch_rows
-    local = LocalPrimitives(os.path.join(gdir, "work"), workers=workers, batch_rows=batch_rows)
-    engine, to_local = executor.primitives(os.path.join(gdir, "work", "engine"), workers, batch_rows)
-    sdir = staged_dir(plan.out, k - 1)
-    docs = engine.dataset([os.path.join(sdir, f"{part_name(j.part.index)}.parquet") for j in plan.jobs])
+    local = LocalPrimitives(work, workers=workers, batch_rows=batch_rows)
+    engine, to_local = executor.primitives(os.path.join(work, "engine"), workers, batch_rows)
+    docs = engine.dataset(_staged_parts(plan, k, work))
     decisions = ph.global_stage.run(engine, docs)
     decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
     fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)
@@ -137,13 +159,12 @@ def _run_global(plan: Plan, k: int, workers: int, executor: Executor) -> None:
         t = t.take(pc.sort_indices(t, [("id", "ascending")]))
         if pc.count_distinct(t.column("id")).as_py() != t.num_rows:
             raise CorpusforgeError("global_mismatch", f"{ph.global_stage.name}: a document got two decisions")
-        rel = os.path.join(GLOBAL_DIR, f"g{k}", f"decisions-{part_name(part)}.parquet")
-        s = ParquetSink(os.path.join(plan.out, rel), DECISION_SCHEMA)
+        rel = f"{GLOBAL_DIR}/g{k}/decisions-{part_name(part)}.parquet"
+        s = ParquetSink(fs.join(plan.out, rel), DECISION_SCHEMA)
         s.write(t)
         s.commit()
-        parts[str(part)] = [rel.replace(os.sep, "/")]
+        parts[str(part)] = [rel]
         total += t.num_rows
-    shutil.rmtree(os.path.join(gdir, "work"), ignore_errors=True)
     faults.point("global:before_marker")
-    write_json(os.path.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts,
+    write_json(fs.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts,
                                                  "fixes": dict(sorted(fix_counts.items()))})

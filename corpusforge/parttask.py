@@ -8,8 +8,6 @@ bytes, so the commit is idempotent on every engine."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ import pyarrow.parquet as pq
 
 from corpusforge import faults, ledger, procs
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import fs
+from corpusforge.io import fs, store
 from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
@@ -36,17 +34,17 @@ _worker: dict = {}  # this process's plan, phases and progress queue
 
 def staged_dir(out: str, k: int) -> str:
     """Where phase k commits the parts a global stage reads."""
-    return os.path.join(out, GLOBAL_DIR, f"s{k}")
+    return fs.join(out, GLOBAL_DIR, f"s{k}")
 
 
 def decided_dir(out: str, k: int) -> str:
     """Where global stage k commits its decisions, partitioned by part."""
-    return os.path.join(out, GLOBAL_DIR, f"g{k}")
+    return fs.join(out, GLOBAL_DIR, f"g{k}")
 
 
 def marker_path(plan: Plan, k: int, job: Job) -> str:
     name = f"{part_name(job.part.index)}.json"
-    return os.path.join(plan.out, "_parts", name) if phases(plan)[k].last else os.path.join(staged_dir(plan.out, k), name)
+    return fs.join(plan.out, "_parts", name) if phases(plan)[k].last else fs.join(staged_dir(plan.out, k), name)
 
 
 # --------------------------------------------------------------------------------- worker set-up
@@ -104,8 +102,8 @@ class _Task:
         """Final path of one of the task's files (kept, rejects, quarantine)."""
         out, name = self.plan.out, self.name
         if self.ph.last:
-            return os.path.join(out, kind, f"{name}.parquet")
-        return os.path.join(staged_dir(out, self.k), f"{name}.parquet" if kind == "kept" else f"{kind}-{name}.parquet")
+            return fs.join(out, kind, f"{name}.parquet")
+        return fs.join(staged_dir(out, self.k), f"{name}.parquet" if kind == "kept" else f"{kind}-{name}.parquet")
 
 
 def run_part(task: tuple[int, Job]) -> dict:
@@ -135,15 +133,14 @@ def _open_input(t: _Task):
         batches, t.reader = read_part(t.job.part, t.job.read)
         return batches
     out, prev_dir = t.plan.out, staged_dir(t.plan.out, t.k - 1)
-    with open(os.path.join(prev_dir, f"{t.name}.json"), encoding="utf-8") as f:
-        t.prev = json.load(f)
+    t.prev = store.read_json(fs.join(prev_dir, f"{t.name}.json"))
     for p in t.prev["files"]:
         if p["kind"] == "rejects":
-            t.sinks["rejects"].write(pq.read_table(os.path.join(out, p["path"])))
+            t.sinks["rejects"].write(pq.read_table(store.source(fs.join(out, p["path"]))))
     t.decisions, fixes = _load_decisions(out, t.k, t.job.part.index)
     if fixes:
         t.counts.setdefault(t.ph.global_stage.name, ledger.new_counts())["fixes"] = Counter(fixes)
-    src = pq.ParquetFile(os.path.join(prev_dir, f"{t.name}.parquet"))
+    src = pq.ParquetFile(store.source(fs.join(prev_dir, f"{t.name}.parquet")))
     return (b.drop_columns([PART_COL]) for b in src.iter_batches(batch_size=t.plan.config.limits.batch_rows))
 
 
@@ -208,7 +205,7 @@ def _quarantine(t: _Task, q_prev: list) -> None:
         return
     qs = t.sinks["quarantine"] = ParquetSink(t.path("quarantine"), QUARANTINE_SCHEMA)
     for p in q_files:
-        qs.write(pq.read_table(os.path.join(t.plan.out, p["path"])))
+        qs.write(pq.read_table(store.source(fs.join(t.plan.out, p["path"]))))
     if q_prev or t.q_rows:
         qs.write(quarantine_table(q_prev + t.q_rows))
 
@@ -219,7 +216,7 @@ def _commit(t: _Task, all_counts: dict, hints: list) -> dict:
     for kind, s in t.sinks.items():
         if kind == "kept" or s.rows:
             s.commit()
-            files.append(file_entry(out, s.final, kind, s.rows))
+            files.append(file_entry(out, s.final, kind, s.rows, s.sha256))
         else:
             s.abort()
     part = t.job.part
@@ -236,10 +233,9 @@ def _commit(t: _Task, all_counts: dict, hints: list) -> dict:
 
 def _load_decisions(out: str, k: int, part: int) -> tuple[dict, dict]:
     """(id → (reason, duplicate_of, cluster_id), fix → n) of one part."""
-    with open(os.path.join(decided_dir(out, k), "done.json"), encoding="utf-8") as f:
-        done = json.load(f)
+    done = store.read_json(fs.join(decided_dir(out, k), "done.json"))
     files = done["parts"].get(str(part), [])
-    t = pa.concat_tables([pq.read_table(os.path.join(out, p)) for p in files]) if files else DECISION_SCHEMA.empty_table()
+    t = pa.concat_tables([pq.read_table(store.source(fs.join(out, p))) for p in files]) if files else DECISION_SCHEMA.empty_table()
     return ({i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))},
             done.get("fixes", {}).get(str(part), {}))
 

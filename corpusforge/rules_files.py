@@ -3,7 +3,6 @@ worker and executor reads byte-identical files; users may point stages at their 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -36,8 +35,7 @@ def read_lines(path: str) -> list[str]:
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """Of a local file or an object."""
+    from corpusforge.io import fs
+
+    return fs.sha256(path)

@@ -18,8 +18,8 @@ from corpusforge.config import Config, InputConfig
 from corpusforge.errors import CorpusforgeError, QuarantineLimitError
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions
-from corpusforge.io import fs, outputs
-from corpusforge.io.writers import TMP_MARK, write_error, write_json
+from corpusforge.io import fs, outputs, overlap, store
+from corpusforge.io.writers import TMP_MARK, write_json
 from corpusforge.pipeline import output_schemas
 from corpusforge.rules_files import sha256_file
 from corpusforge.schema import DOC_SCHEMA, INGEST
@@ -93,12 +93,12 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
         raise CorpusforgeError("bad_config", "each input block needs a distinct `source` name")
     out = cfg.output_dir()
     fs.configure(cfg.storage.as_options())
-    outputs.check_no_overlap(out, [p if os.path.isabs(p) else os.path.join(cfg.base_dir, p)
-                                   for ic in cfg.input for p in ic.paths if not fs.is_remote(p)], cfg.config_path)
+    overlap.check_no_overlap(out, [p if os.path.isabs(p) or fs.is_remote(p) else os.path.join(cfg.base_dir, p)
+                                   for ic in cfg.input for p in ic.paths], cfg.config_path)
     jobs, inputs, dups = [], [], 0
     for ic in cfg.input:
         found = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)
-        outputs.check_files_outside(out, [f.path for f in found.files if not fs.is_remote(f.path)])
+        overlap.check_files_outside(out, [f.path for f in found.files])
         dups += found.duplicates
         opts = read_options(ic, cfg.limits.batch_rows)
         for p in plan_parts(found.files, ic.format, int(ic.split_mb * 2**20)):
@@ -139,65 +139,56 @@ def prepare_output(plan: Plan, resume: bool) -> set[int]:
     """Inside outputs.claim (OUT is ours and locked): validates a resumed OUT, writes its state, returns
     the indices of parts already committed."""
     out = plan.out
-    state_path = os.path.join(out, "_state.json")
+    state_path = fs.join(out, "_state.json")
     key = resume_key(plan)
-    if resume and not os.path.exists(state_path):
+    if resume and not store.exists(state_path):
         if not _only_temp_files(out):
             raise CorpusforgeError("resume_mismatch", f"{out} holds no corpusforge run state (_state.json)")
         outputs.empty(out)  # a run killed before it wrote its state: nothing to keep
     elif resume:
-        with open(state_path, encoding="utf-8") as f:
-            old = json.load(f)
+        old = store.read_json(state_path)
         changed = [k for k in key if old.get(k) != key[k]]
         if changed:
             raise CorpusforgeError("resume_mismatch", f"{out} was started with a different {', '.join(changed)}; "
                                    "rerun without --resume into a new output (or --overwrite)")
     write_json(state_path, key)  # before anything else lands in OUT, so a resumable OUT always has its state
     for d in (*OUTPUT_DIRS, "_parts"):
-        _makedir(os.path.join(out, d))
-    for name in os.listdir(out):  # temp files of OUT's own (the state, the manifest)
-        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(out, name)):
-            os.unlink(os.path.join(out, name))
-    return sweep_uncommitted(out, os.path.join(out, "_parts"), [os.path.join(out, d) for d in OUTPUT_DIRS], len(plan.jobs))
-
-
-def _makedir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:  # read-only or foreign output directory
-        raise write_error(path, e) from None
+        store.makedirs(fs.join(out, d))
+    for name in store.listdir(out):  # temp files of OUT's own (the state, the manifest)
+        if name.startswith(TMP_MARK) and store.isfile(fs.join(out, name)):
+            store.delete(fs.join(out, name))
+    return sweep_uncommitted(out, fs.join(out, "_parts"), [fs.join(out, d) for d in OUTPUT_DIRS], len(plan.jobs))
 
 
 def _only_temp_files(out: str) -> bool:
     """Whether OUT holds nothing but empty folders, its marker and lock, and corpusforge temp files."""
     ours = (outputs.MARKER, outputs.LOCK)
-    return all(name.startswith(TMP_MARK) or (root == out and name in ours) for root, _, files in os.walk(out) for name in files)
+    return all(rel.rsplit("/", 1)[-1].startswith(TMP_MARK) or rel in ours for rel in store.files_below(out))
 
 
 def sweep_uncommitted(out: str, marker_dir: str, data_dirs: list[str], nparts: int) -> set[int]:
     """The parts whose marker in marker_dir is intact; deletes torn or stale markers, temp files and every
     file in data_dirs (and marker_dir) that no intact marker lists. The one sweep of final and staged parts."""
     done, listed = set(), set()
-    for name in sorted(os.listdir(marker_dir)):
+    for name in sorted(store.listdir(marker_dir)):
         if name.startswith(TMP_MARK) or not name.endswith(".json"):
             continue  # not a marker: kept below only if a marker lists it
-        path = os.path.join(marker_dir, name)
+        path = fs.join(marker_dir, name)
         try:
-            with open(path, encoding="utf-8") as f:
-                rec = json.load(f)
+            rec = store.read_json(path)
         except (OSError, ValueError):
-            os.unlink(path)  # torn marker: the part reruns
+            store.delete(path)  # torn marker: the part reruns
             continue
         if not isinstance(rec, dict) or rec.get("part", nparts) >= nparts or not files_intact(out, rec):
-            os.unlink(path)
+            store.delete(path)
             continue
         done.add(rec["part"])
-        listed.update(os.path.join(out, fi["path"]) for fi in rec["files"])
+        listed.update(fs.join(out, fi["path"]) for fi in rec["files"])
         listed.add(path)
     for d in dict.fromkeys([*data_dirs, marker_dir]):
-        for name in os.listdir(d):
-            if os.path.join(d, name) not in listed:
-                os.unlink(os.path.join(d, name))
+        for name in store.listdir(d):
+            if fs.join(d, name) not in listed:
+                store.delete(fs.join(d, name))
     return done
 
 
@@ -205,8 +196,8 @@ def files_intact(out: str, rec: dict) -> bool:
     """Whether every file a committed marker lists still has the sha256 recorded at commit: resume reruns
     a part whose output was changed, truncated or deleted since, rather than trusting its name."""
     for fi in rec.get("files", []):
-        path = os.path.join(out, fi["path"])
-        if not os.path.isfile(path):
+        path = fs.join(out, fi["path"])
+        if not store.isfile(path):
             return False
         if sha256_file(path) != fi["sha256"]:
             print(f"corpusforge: {fi['path']} changed since part {rec.get('part')} was committed (sha256); "
@@ -216,12 +207,9 @@ def files_intact(out: str, rec: dict) -> bool:
 
 
 def load_part_records(out: str) -> list[dict]:
-    parts_dir = os.path.join(out, "_parts")
-    recs = []
-    for name in sorted(os.listdir(parts_dir)):
-        if name.endswith(".json") and not name.startswith(TMP_MARK):
-            with open(os.path.join(parts_dir, name), encoding="utf-8") as f:
-                recs.append(json.load(f))
+    parts_dir = fs.join(out, "_parts")
+    recs = [store.read_json(fs.join(parts_dir, name)) for name in sorted(store.listdir(parts_dir))
+            if name.endswith(".json") and not name.startswith(TMP_MARK)]
     return sorted(recs, key=lambda r: r["part"])
 
 
@@ -265,8 +253,8 @@ def finish(plan: Plan, engine: str, started: float, workers: int, stage_seconds:
         "hints": hints,
     }
     faults.point("manifest:before_write")
-    write_json(os.path.join(plan.out, "manifest.json"), manifest)
-    write_json(os.path.join(plan.out, "run_info.json"),
+    write_json(fs.join(plan.out, "manifest.json"), manifest)
+    write_json(fs.join(plan.out, "run_info.json"),
                {"finished_unix": time.time(), "seconds": round(time.time() - started, 3), "workers": workers, "engine": engine,
                 "stage_seconds": {k: round(v, 3) for k, v in (stage_seconds or {}).items()}})
     if status != "ok":
@@ -279,9 +267,10 @@ def finish(plan: Plan, engine: str, started: float, workers: int, stage_seconds:
     return manifest
 
 
-def file_entry(out: str, path: str, kind: str, rows: int) -> dict:
-    return {"path": os.path.relpath(path, out).replace(os.sep, "/"), "kind": kind, "rows": rows,
-            "sha256": sha256_file(path)}
+def file_entry(out: str, path: str, kind: str, rows: int, sha256: str) -> dict:
+    """A committed file as a marker lists it: its path relative to OUT ('/'-separated), rows and sha256."""
+    rel = path[len(out):].lstrip("/") if fs.is_remote(out) else os.path.relpath(path, out).replace(os.sep, "/")
+    return {"path": rel, "kind": kind, "rows": rows, "sha256": sha256}
 
 
 def stable_hash(obj) -> str:

@@ -29,6 +29,7 @@ from corpusforge import driver, parttask
 from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.primitives import aggregate_schema, check_aggs, conform, join_schema, two_phase
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import store
 from corpusforge.runner import Plan, resume_key, stable_hash
 
 
@@ -246,7 +247,7 @@ class BeamExecutor(driver.Executor):
             (p | "tasks" >> beam.Create(list(range(len(tasks))))
              | "spread" >> beam.Reshuffle()
              | "parts" >> beam.ParDo(_part_fn_class()(plan, self.plan_key, tasks)))
-        missing = [j.part.index for k, j in tasks if not os.path.exists(parttask.marker_path(plan, k, j))]
+        missing = [j.part.index for k, j in tasks if not store.exists(parttask.marker_path(plan, k, j))]
         if missing:
             raise CorpusforgeError("incomplete_run", f"beam finished without committing parts {missing[:5]}")
         if bar is not None:

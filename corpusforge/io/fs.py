@@ -54,6 +54,10 @@ def configure(options: dict[str, Any] | None) -> None:
         _cache.clear()
 
 
+def option(key: str, default: Any = None) -> Any:
+    return _options.get(key, default)
+
+
 def public(options: dict[str, Any]) -> dict[str, Any]:
     """Options as a manifest may show them: any secret-looking key's value replaced."""
     return {k: ("<redacted>" if _SECRET.search(k) else v) for k, v in sorted(options.items())}

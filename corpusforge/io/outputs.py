@@ -4,15 +4,14 @@ and one writer at a time holds an output.
 An output folder holds MARKER (`{"corpusforge_output": KIND}`, deterministic, so outputs stay
 byte-identical) from the moment corpusforge creates or first claims it; `--overwrite` empties a folder
 only when it is empty or marked for the same command kind. The writer holds LOCK (an flock on a file
-inside the folder, naming host, pid and start time) for the whole command. `OutputLock` is the seam an
-object store fills with a lease object instead of an flock."""
+inside the folder, naming host, pid and start time) for the whole command; on an object store it holds
+a lease object instead (LeaseLock). The same rules hold for a URI output: a key prefix is "empty" when
+nothing is stored under it."""
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import fnmatch
-import glob
 import json
 import os
 import re
@@ -25,6 +24,8 @@ from contextlib import contextmanager
 from typing import Iterable, Protocol
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs, store
+from corpusforge.io.lease import LeaseLock
 from corpusforge.io.writers import TMP_MARK, write_error
 
 MARKER = ".corpusforge-output"
@@ -123,8 +124,7 @@ def _read_holder(fd: int, default: str = "another process") -> str:
 
 def marker_kind(folder: str) -> str | None:
     try:
-        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
-            kind = json.load(f).get("corpusforge_output")
+        kind = store.read_json(fs.join(folder, MARKER)).get("corpusforge_output")
     except (OSError, ValueError, AttributeError):
         return None
     return kind if kind in KINDS else None
@@ -133,11 +133,11 @@ def marker_kind(folder: str) -> str | None:
 def _write_marker(folder: str, kind: str) -> None:
     from corpusforge.io.writers import write_json
 
-    write_json(os.path.join(folder, MARKER), {"corpusforge_output": kind})
+    write_json(fs.join(folder, MARKER), {"corpusforge_output": kind})
 
 
 def _user_entries(folder: str) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n not in _OURS)
+    return sorted(n for n in store.listdir(folder) if n not in _OURS)
 
 
 def _describe(folder: str, names: list[str]) -> str:
@@ -147,9 +147,9 @@ def _describe(folder: str, names: list[str]) -> str:
 
 def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
     """Refuses before anything is touched; returns whether OUT is already ours (marked for `kind`)."""
-    if os.path.exists(out) and not os.path.isdir(out):
+    if store.isfile(out) or (not fs.is_remote(out) and os.path.exists(out) and not os.path.isdir(out)):
         raise CorpusforgeError("bad_output", f"{out} is a file, not a folder; name an output folder")
-    if not os.path.isdir(out):
+    if not store.isdir(out):
         return False
     names = _user_entries(out)
     mine = marker_kind(out)
@@ -168,19 +168,18 @@ def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
 def claim(out: str, kind: str, overwrite: bool = False, resume: bool = False, lock: OutputLock | None = None):
     """Holds OUT for one command: refuses a folder that is not ours, takes the lock, marks it, empties it
     on --overwrite. Yields whether OUT held an earlier output of this kind that was kept (resume)."""
-    out = os.path.abspath(out)
+    remote = fs.is_remote(out)
+    out = out if remote else os.path.abspath(out)
     _check_owned(out, kind, overwrite, resume)
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise write_error(out, e) from None
-    lock = lock or FileLock(out)
+    store.makedirs(out)
+    lock = lock or (LeaseLock(out, LOCK) if remote else FileLock(out))
     lock.acquire()
     try:
         owned = _check_owned(out, kind, overwrite, resume)  # again: another writer may have finished meanwhile
         if owned and not overwrite and not resume:  # after the lock: a run in progress is output_locked
             raise CorpusforgeError("output_exists", f"{out} is not empty: pass --resume to continue it or --overwrite")
-        sweep_trash(out)
+        if not remote:
+            sweep_trash(out)
         if owned and overwrite:
             empty(out)
         if marker_kind(out) != kind:
@@ -192,7 +191,13 @@ def claim(out: str, kind: str, overwrite: bool = False, resume: bool = False, lo
 
 def empty(out: str, last: Iterable[str] = ("_state.json",)) -> None:
     """Moves OUT's entries (all ours) into a marked trash folder inside OUT, then deletes it. The names in
-    `last` move last: a kill at any moment leaves either the old run's state (resumable) or no state."""
+    `last` move last: a kill at any moment leaves either the old run's state (resumable) or no state.
+    On an object store (no rename) the entries are deleted in the same order."""
+    if fs.is_remote(out):
+        for n in sorted((n for n in _user_entries(out) if n != MARKER), key=lambda n: (n in last, n)):
+            p = fs.join(out, n)
+            store.delete(p) if store.isfile(p) else store.delete_tree(p)
+        return
     trash = os.path.join(out, f"{TRASH}{secrets.token_hex(6)}")
     os.mkdir(trash)
     _write_marker(trash, "trash")
@@ -236,60 +241,3 @@ def replace_file_check(path: str, signatures: tuple[bytes, ...], what: str) -> N
         if not all(sig in head for sig in signatures):
             raise CorpusforgeError("output_not_ours", f"{path} exists and is not a corpusforge {what}, so it is left "
                                    "untouched; pick another --out")
-
-
-# ------------------------------------------------------------------ overlap of outputs and inputs
-
-
-def _real(p: str) -> str:
-    return os.path.realpath(os.path.abspath(p))
-
-
-def _within(p: str, folder: str) -> bool:
-    return p == folder or p.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _glob_reaches(segments: list[str], rel: list[str]) -> bool:
-    """Whether a glob's segments can match some path strictly below the folder `rel` (both relative to
-    the glob's literal base): `**` spans any number of folders, other segments one name each."""
-    if not rel:
-        return bool(segments)
-    if not segments:
-        return False
-    if segments[0] == "**":
-        return _glob_reaches(segments[1:], rel) or _glob_reaches(segments, rel[1:])
-    return fnmatch.fnmatchcase(rel[0], segments[0]) and _glob_reaches(segments[1:], rel[1:])
-
-
-def check_no_overlap(out: str, inputs: Iterable[str], config: str | None = None) -> None:
-    """Plan time, before anything is touched: OUT must not equal, contain or lie inside an input path,
-    no input glob may reach into OUT, and the config file must not live inside OUT."""
-    o = _real(out)
-    clash = []
-    for pattern in inputs:
-        if not glob.has_magic(pattern):
-            p = _real(pattern)
-            if _within(o, p) and (o == p or os.path.isdir(p)) or _within(p, o):
-                clash.append(pattern)
-            continue
-        parts = os.path.abspath(pattern).split(os.sep)
-        k = next(i for i, s in enumerate(parts) if glob.has_magic(s))
-        base = _real(os.sep.join(parts[:k]) or os.sep)
-        if _within(base, o):
-            clash.append(pattern)
-        elif _within(o, base) and _glob_reaches(parts[k:], os.path.relpath(o, base).split(os.sep)):
-            clash.append(pattern)
-    if clash:
-        raise CorpusforgeError("output_overlaps_input", f"output {out} overlaps input {clash[0]!r}: a run must never "
-                               "write where it reads; pick an output folder outside the inputs")
-    if config and _within(_real(config), o):
-        raise CorpusforgeError("output_overlaps_input", f"output {out} holds the config file {config}; "
-                               "pick an output folder that does not contain it")
-
-
-def check_files_outside(out: str, files: Iterable[str]) -> None:
-    """The resolved input files (after following symlinks) must not lie inside OUT."""
-    o = _real(out)
-    for f in files:
-        if _within(_real(f), o):
-            raise CorpusforgeError("output_overlaps_input", f"input {f} lies inside the output {out}")

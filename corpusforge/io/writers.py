@@ -1,4 +1,6 @@
-"""Atomic, durable writes: temp name → fsync(file) → rename → fsync(dir). Temp names never look final."""
+"""Atomic, durable writes. Local: temp name → fsync(file) → rename → fsync(dir); temp names never look
+final. Object store (no rename): the bytes go to a local spool file, then one upload under the final key,
+which appears whole or not at all (io/store.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusforge import faults
+from corpusforge.io import fs, store
 from corpusforge.errors import CorpusforgeError
 
 TMP_MARK = ".tmp-"
 
 
 def tmp_path(final: str) -> str:
+    """Where `final` is written before it is committed: beside it locally, a local spool file for an object."""
+    if fs.is_remote(final):
+        return store.spool_path(final)
     d, b = os.path.split(final)
     return os.path.join(d, f"{TMP_MARK}{os.getpid()}-{b}")
 
@@ -29,6 +35,10 @@ def fsync_dir(d: str) -> None:
 
 
 def commit(tmp: str, final: str) -> None:
+    if fs.is_remote(final):
+        store.upload(tmp, final)
+        os.unlink(tmp)
+        return
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, final)
@@ -55,6 +65,9 @@ def write_error(path: str, e: OSError) -> CorpusforgeError:
 
 def write_json(final: str, obj) -> None:
     data = (json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    if fs.is_remote(final):
+        store.put_bytes(final, data)
+        return
     try:
         with atomic_file(final) as f:
             f.write(data)
@@ -67,7 +80,7 @@ class ParquetSink:
 
     def __init__(self, final: str, schema: pa.Schema):
         self.final, self.schema, self.tmp = final, schema, tmp_path(final)
-        self.rows = 0
+        self.rows, self.sha256 = 0, None
         self._w = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
@@ -85,6 +98,7 @@ class ParquetSink:
     def commit(self) -> None:
         try:
             self._w.close()
+            self.sha256 = fs.sha256(self.tmp)  # of the bytes committed: no read-back from the store
             faults.point("write:before_rename")
             commit(self.tmp, self.final)
         except OSError as e:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import outputs
+from corpusforge.io import outputs, overlap
 from corpusforge.io.writers import ParquetSink, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.sample import shards as S
@@ -193,7 +193,7 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                                                            int(max(1 << 16, min(16 << 20, budget_bytes // 16))),
                                                            mix.sources[n].source)]
                  for n in names]
-    outputs.check_no_overlap(out, [mix.resolve(p) for n in names for p in mix.sources[n].path] + [tok_path])
+    overlap.check_no_overlap(out, [mix.resolve(p) for n in names for p in mix.sources[n].path] + [tok_path])
     with outputs.claim(out, "sample", overwrite=overwrite):  # only an earlier shard directory is ever emptied
         work = os.path.join(out, WORK)
         os.makedirs(os.path.join(work, "tok"))

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import outputs
+from corpusforge.io import outputs, overlap
 from corpusforge.io.writers import TMP_MARK, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.train import require_torch
@@ -90,7 +90,7 @@ def train(a: TrainArgs) -> dict:
     leftovers of a killed checkpoint write included."""
     if a.steps < 1 or a.batch_size < 1:
         raise CorpusforgeError("bad_config", "--steps and --batch-size must be >= 1")
-    outputs.check_no_overlap(a.out, [a.data])
+    overlap.check_no_overlap(a.out, [a.data])
     with outputs.claim(a.out, "train", overwrite=a.overwrite, resume=a.resume):
         return _train(a)
 

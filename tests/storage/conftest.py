@@ -4,6 +4,7 @@ speaking HTTP to it, with credentials from the standard AWS environment variable
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -49,7 +50,8 @@ def s3():
 @pytest.fixture
 def bucket(s3, request):
     """A fresh bucket per test; returns its name."""
-    name = "cf-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + f"-{os.getpid()}"
+    tag = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]  # parametrized cases differ
+    name = "cf-" + request.node.name.lower().replace("_", "-")[:36].strip("-") + f"-{tag}-{os.getpid()}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)[:60]
     s3["fs"].create_dir(name)
     return name

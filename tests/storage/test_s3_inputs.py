@@ -7,7 +7,6 @@ the output, and an object replaced after planning is input_changed."""
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 import subprocess
 import sys

@@ -41,3 +41,32 @@ def test_public_options_hide_secrets():
     shown = fs.public({"endpoint": "http://127.0.0.1:9000", "secret_key": "s", "session_token": "t", "access_key": "a"})
     assert shown == {"access_key": "<redacted>", "endpoint": "http://127.0.0.1:9000", "secret_key": "<redacted>",
                      "session_token": "<redacted>"}
+
+
+@pytest.mark.parametrize("out,inp,clash", [
+    ("s3://b/out", "s3://b/raw/*.jsonl", False),
+    ("s3://b/raw", "s3://b/raw/*.jsonl", True),          # the output is the input prefix
+    ("s3://b/raw/out", "s3://b/raw/**/*.jsonl", True),   # ** reaches into the output
+    ("s3://b/raw/out", "s3://b/raw/*.jsonl", False),     # * stays in one segment: raw/out/x is not matched
+    ("s3://b", "s3://b/raw/a.jsonl", True),              # the output contains the input
+    ("s3://b/raw-2", "s3://b/raw/a.jsonl", False),       # a sibling prefix, not inside
+    ("s3://other/raw", "s3://b/raw/a.jsonl", False),
+])
+def test_uri_output_overlap(out, inp, clash):
+    from corpusforge.io import overlap
+
+    if clash:
+        with pytest.raises(CorpusforgeError) as e:
+            overlap.check_no_overlap(out, [inp])
+        assert e.value.code == "output_overlaps_input"
+    else:
+        overlap.check_no_overlap(out, [inp])
+
+
+def test_commands_on_local_paths_refuse_a_uri_in_one_line(capsys):
+    from corpusforge.cli import main
+
+    assert main(["report", "s3://b/run", "--out", "r.html"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("corpusforge: error: unsupported_storage: report reads and writes local paths only, not s3://b/run")
+    assert len(err.strip().splitlines()) == 1
