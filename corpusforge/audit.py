@@ -32,7 +32,8 @@ def audit(run_dir: str) -> list[str]:
     m = store.read_json(mpath)
     listed = {fi["path"]: fi for fi in m["files"]}
     for d in OUTPUT_DIRS:
-        for name in sorted(store.listdir(fs.join(run_dir, d))):
+        dpath = fs.join(run_dir, d)
+        for name in sorted(store.listdir(dpath)) if store.isdir(dpath) else []:
             rel = f"{d}/{name}"
             if name.startswith(TMP_MARK):
                 problems.append(f"{rel}: leftover temp file")
@@ -45,8 +46,12 @@ def audit(run_dir: str) -> list[str]:
             continue
         if sha256_file(p) != fi["sha256"]:
             problems.append(f"{rel}: sha256 differs from the manifest")
-            continue  # whatever it holds now is not what was committed (it may not even be Parquet)
-        if pq.ParquetFile(store.source(p)).metadata.num_rows != fi["rows"]:
+        try:
+            rows = pq.ParquetFile(store.source(p)).metadata.num_rows
+        except Exception:  # whatever it holds now is not Parquet
+            problems.append(f"{rel}: not a Parquet file")
+            continue
+        if rows != fi["rows"]:
             problems.append(f"{rel}: row count differs from the manifest")
     if problems:
         return problems
