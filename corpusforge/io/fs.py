@@ -4,8 +4,8 @@ file://), read through pyarrow.fs (Azure through fsspec's adlfs, the one store p
 Credentials come from each store's standard chain (AWS environment and config files,
 GOOGLE_APPLICATION_CREDENTIALS, Hadoop configuration); the `storage:` config block and
 `--storage-opt KEY=VALUE` add an endpoint, region or anonymous access. Options are process-wide
-(`configure`), set by the driver and by every worker from the plan, and never written anywhere:
-`public()` is what a manifest may show.
+(`configure`), set by the driver and by every worker from the plan, and never written anywhere (the
+runner drops the `storage:` block from the manifest and the resume state).
 
 Local paths keep the os/open path (symlink, FIFO and permission checks are the local reader's)."""
 
@@ -20,7 +20,6 @@ from corpusforge.errors import CorpusforgeError
 
 SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "az")
 _URI = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
-_SECRET = re.compile(r"secret|key|token|password|credential|sas", re.I)
 
 _options: dict[str, Any] = {}
 _cache: dict = {}
@@ -58,19 +57,19 @@ def option(key: str, default: Any = None) -> Any:
     return _options.get(key, default)
 
 
-def public(options: dict[str, Any]) -> dict[str, Any]:
-    """Options as a manifest may show them: any secret-looking key's value replaced."""
-    return {k: ("<redacted>" if _SECRET.search(k) else v) for k, v in sorted(options.items())}
+def _endpoint() -> dict[str, Any]:
+    """endpoint_override and scheme from the `endpoint` option (http://host:port, or host:port for https)."""
+    if not _options.get("endpoint"):
+        return {}
+    ep = str(_options["endpoint"])
+    scheme, _, host = ep.partition("://")
+    return {"endpoint_override": host, "scheme": scheme} if host else {"endpoint_override": ep, "scheme": "https"}
 
 
 def _s3(netloc_path: str):
     from pyarrow import fs
 
-    kw: dict[str, Any] = {}
-    if _options.get("endpoint"):
-        ep = str(_options["endpoint"])
-        scheme, _, host = ep.partition("://")
-        kw["endpoint_override"], kw["scheme"] = (host, scheme) if host else (ep, "https")
+    kw: dict[str, Any] = _endpoint()
     if _options.get("region"):
         kw["region"] = _options["region"]
     if _options.get("anonymous"):
@@ -86,13 +85,9 @@ def _s3(netloc_path: str):
 def _gcs(_):
     from pyarrow import fs
 
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = _endpoint()
     if _options.get("anonymous"):
         kw["anonymous"] = True
-    if _options.get("endpoint"):
-        ep = str(_options["endpoint"])
-        scheme, _, host = ep.partition("://")
-        kw["endpoint_override"], kw["scheme"] = (host, scheme) if host else (ep, "https")
     return fs.GcsFileSystem(**kw)
 
 
@@ -139,7 +134,8 @@ def join(base: str, *names: str) -> str:
     return posixpath.join(base, *names) if is_remote(base) else os.path.join(base, *names)
 
 
-def _error(path: str, e: Exception) -> CorpusforgeError:
+def read_error(path: str, e: Exception) -> CorpusforgeError:
+    """A store's exception while reading or listing, as one line naming the path."""
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     return CorpusforgeError("unreadable_input", f"{path}: {msg}")
 
@@ -152,7 +148,7 @@ def stat(path: str) -> tuple[int, int]:
     try:
         info = f.get_file_info(inner)
     except Exception as e:
-        raise _error(path, e) from None
+        raise read_error(path, e) from None
     if info.type == fs.FileType.NotFound:
         raise CorpusforgeError("unreadable_input", f"{path}: no such object")
     if info.type == fs.FileType.Directory:
@@ -166,7 +162,7 @@ def open_input(path: str):
     try:
         return f.open_input_file(inner)
     except Exception as e:
-        raise _error(path, e) from None
+        raise read_error(path, e) from None
 
 
 def glob(pattern: str) -> list[str]:
@@ -182,12 +178,12 @@ def glob(pattern: str) -> list[str]:
         try:
             return [pattern] if f.get_file_info(inner).type == fs.FileType.File else []
         except Exception as e:
-            raise _error(pattern, e) from None
+            raise read_error(pattern, e) from None
     base = "/".join(segs[:k])
     try:
         infos = f.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
     except Exception as e:
-        raise _error(pattern, e) from None
+        raise read_error(pattern, e) from None
     rx = _glob_regex(segs)
     return sorted(prefix + i.path for i in infos if i.type == fs.FileType.File and rx.fullmatch(i.path))
 

@@ -147,7 +147,7 @@ def _describe(folder: str, names: list[str]) -> str:
 
 def _check_owned(out: str, kind: str, overwrite: bool, resume: bool) -> bool:
     """Refuses before anything is touched; returns whether OUT is already ours (marked for `kind`)."""
-    if store.isfile(out) or (not fs.is_remote(out) and os.path.exists(out) and not os.path.isdir(out)):
+    if store.exists(out) and not store.isdir(out):
         raise CorpusforgeError("bad_output", f"{out} is a file, not a folder; name an output folder")
     if not store.isdir(out):
         return False

@@ -22,13 +22,13 @@ def _info(path: str):
     try:
         return f, inner, f.get_file_info(inner)
     except Exception as e:
-        raise _failed(path, e, "unreadable_input") from None
+        raise fs.read_error(path, e) from None
 
 
-def _failed(path: str, e: Exception, code: str = "write_failed") -> CorpusforgeError:
+def _failed(path: str, e: Exception) -> CorpusforgeError:
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    tail = " (the file was not committed; fix access to the store, then rerun with --resume)" if code == "write_failed" else ""
-    return CorpusforgeError(code, f"{path}: {msg}{tail}")
+    return CorpusforgeError("write_failed", f"{path}: {msg} (the file was not committed; fix access to the store, "
+                            "then rerun with --resume)")
 
 
 def exists(path: str) -> bool:
@@ -65,7 +65,7 @@ def listdir(d: str) -> list[str]:
     try:
         infos = f.get_file_info(FileSelector(inner.rstrip("/"), recursive=False, allow_not_found=True))
     except Exception as e:
-        raise _failed(d, e, "unreadable_input") from None
+        raise fs.read_error(d, e) from None
     return [i.path.rstrip("/").rsplit("/", 1)[-1] for i in infos]
 
 
@@ -80,7 +80,7 @@ def files_below(d: str) -> list[str]:
     try:
         infos = f.get_file_info(FileSelector(base.rstrip("/"), recursive=True, allow_not_found=True))
     except Exception as e:
-        raise _failed(d, e, "unreadable_input") from None
+        raise fs.read_error(d, e) from None
     return sorted(i.path[len(base):] for i in infos if i.type == FileType.File)
 
 
