@@ -25,6 +25,9 @@ class RunConfig(_Strict):
     name: str = "run"
     output: str = "out"
     seed: int = 0
+    # where a distributed engine (Spark) puts global-stage intermediates: a URI or cluster path every
+    # executor reaches (default: inside the output); never changes results, so not in the manifest
+    scratch: str | None = None
 
 
 class InputConfig(_Strict):

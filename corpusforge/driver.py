@@ -17,8 +17,10 @@ stages does, so resume, manifests and the audit are unchanged."""
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from corpusforge.io import fs, outputs, store
 from corpusforge.io.writers import ParquetSink, write_json
 from corpusforge.parttask import GLOBAL_DIR, decided_dir, staged_dir
 from corpusforge.primitives import Primitives
-from corpusforge.runner import Plan, finish, part_name, phases, prepare_output, sweep_uncommitted
+from corpusforge.runner import Plan, finish, part_name, phases, prepare_output, stable_hash, sweep_uncommitted
 from corpusforge.schema import DECISION_SCHEMA, PART_COL
 
 
@@ -43,6 +45,7 @@ class Executor(abc.ABC):
     """What an engine supplies to the driver."""
 
     name: str
+    distributed = False  # True: workers on other hosts, which read staged parts and write scratch through the store
 
     @abc.abstractmethod
     def execute(self, plan: Plan, tasks: list, workers: int, bar, on_progress: Callable, timings: dict) -> None:
@@ -50,10 +53,11 @@ class Executor(abc.ABC):
         returns once each one's marker is committed. bar: a tqdm to advance per task, or None; on_progress:
         takes (docs, bytes, kept) as final-phase batches finish; timings: stage → seconds, added to."""
 
-    def primitives(self, workdir: str, workers: int, batch_rows: int) -> tuple[Primitives, Callable | None]:
+    def primitives(self, plan: Plan, work: str, scratch: str, workers: int) -> tuple[Primitives, Callable | None]:
         """The primitives global stages run on, and a function that lands their result as local Parquet
-        files (None when the result already is local Parquet)."""
-        return LocalPrimitives(workdir, workers=workers, batch_rows=batch_rows), None
+        files (None when the result already is local Parquet). work: a local folder of the driver;
+        scratch: where a distributed engine's workers put intermediates."""
+        return LocalPrimitives(os.path.join(work, "engine"), workers=workers, batch_rows=plan.config.limits.batch_rows), None
 
 
 def add_seconds(total: dict, part: dict) -> None:
@@ -114,18 +118,38 @@ def _run_global(plan: Plan, k: int, workers: int, executor: Executor) -> None:
         return
     store.delete_tree(gdir)
     store.makedirs(gdir)
-    # spill files of the global stage: beside its decisions locally; on local disk for an object-store output
+    # the driver's own spill files and landed results: beside the decisions locally, a local temporary
+    # folder for an object-store output
     work = tempfile.mkdtemp(prefix="corpusforge-global-") if fs.is_remote(plan.out) else os.path.join(gdir, "work")
     try:
-        _decide(plan, k, workers, executor, work)
+        with _scratch(plan, k, work) as scratch:
+            if executor.distributed:
+                print(f"corpusforge: {phases(plan)[k].global_stage.name}: intermediates under {scratch}", file=sys.stderr)
+            _decide(plan, k, workers, executor, work, scratch)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _staged_parts(plan: Plan, k: int, work: str) -> list[str]:
-    """The staged parts a global stage reads, as local files (copied from an object store first)."""
+@contextlib.contextmanager
+def _scratch(plan: Plan, k: int, work: str):
+    """Where a distributed engine's workers put the global stage's intermediates, deleted afterwards: under
+    `run.scratch` when set, else beside the decisions (in the output, which every part-writing worker reaches)."""
+    if plan.config.run.scratch:
+        with outputs.scratch(fs.join(plan.config.run.scratch, f"corpusforge-{stable_hash(plan.out)[:16]}-g{k}")) as d:
+            yield d
+        return
+    d = fs.join(decided_dir(plan.out, k), "scratch") if fs.is_remote(plan.out) else os.path.join(work, "engine")
+    try:
+        yield d
+    finally:
+        store.delete_tree(d)
+
+
+def _staged_parts(plan: Plan, k: int, work: str, executor: Executor) -> list[str]:
+    """The staged parts a global stage reads: where they are for a distributed engine (its workers read
+    them through the storage layer), else as local files (copied from an object store first)."""
     paths = [fs.join(staged_dir(plan.out, k - 1), f"{part_name(j.part.index)}.parquet") for j in plan.jobs]
-    if not fs.is_remote(plan.out):
+    if executor.distributed or not fs.is_remote(plan.out):
         return paths
     local = os.path.join(work, "staged")
     os.makedirs(local)
@@ -134,13 +158,13 @@ def _staged_parts(plan: Plan, k: int, work: str) -> list[str]:
     return [os.path.join(local, os.path.basename(p)) for p in paths]
 
 
-def _decide(plan: Plan, k: int, workers: int, executor: Executor, work: str) -> None:
+def _decide(plan: Plan, k: int, workers: int, executor: Executor, work: str, scratch: str) -> None:
     ph = phases(plan)[k]
     gdir = decided_dir(plan.out, k)
     batch_rows = plan.config.limits.batch_rows
     local = LocalPrimitives(work, workers=workers, batch_rows=batch_rows)
-    engine, to_local = executor.primitives(os.path.join(work, "engine"), workers, batch_rows)
-    docs = engine.dataset(_staged_parts(plan, k, work))
+    engine, to_local = executor.primitives(plan, work, scratch, workers)
+    docs = engine.dataset(_staged_parts(plan, k, work, executor))
     decisions = ph.global_stage.run(engine, docs)
     decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
     fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)

@@ -113,10 +113,11 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
 
 
 def resolved_config(cfg: Config) -> dict:
-    """The config as it ran, minus what must not change results (worker count, storage settings: these
-    may hold credentials, which never reach a manifest)."""
+    """The config as it ran, minus what must not change results (worker count, scratch location, storage
+    settings: these may hold credentials, which never reach a manifest)."""
     d = cfg.model_dump(mode="json", by_alias=True)
     d["engine"].pop("workers", None)
+    d["run"].pop("scratch", None)
     d.pop("storage", None)
     return d
 

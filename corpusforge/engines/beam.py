@@ -253,8 +253,9 @@ class BeamExecutor(driver.Executor):
         if bar is not None:
             bar.update(len(tasks))
 
-    def primitives(self, workdir: str, workers: int, batch_rows: int):
-        return BeamPrimitives(workdir, self.step_opts), None
+    def primitives(self, plan: Plan, work: str, scratch: str, workers: int):
+        # intermediates on the driver's disk: right for the DirectRunner, not for Dataflow (docs/storage.md)
+        return BeamPrimitives(os.path.join(work, "engine"), self.step_opts), None
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,

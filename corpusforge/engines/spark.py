@@ -5,25 +5,21 @@
   and quarantine files plus a marker, exactly as a local worker does, so outputs are byte-identical to
   the local engine and a retried or speculative task is idempotent (temp file + rename). Stage
   `setup()` runs once per Python worker (cached per plan; `spark.python.worker.reuse` is Spark's default).
-* Global stages (dedup): `SparkPrimitives` implement the engine primitives with DataFrames —
-  `mapInArrow` with the declared schema, `groupBy().agg()`, joins, connected components. Every shuffle
-  is materialized as Parquet under the run's work folder (bounded memory, no lineage recomputation);
-  map steps are fused into the job that consumes them; those over the staged documents run one task
-  per file that reads the file in Python.
+* Global stages (dedup): `SparkPrimitives` (engines/spark_primitives.py) implement the engine
+  primitives with DataFrames whose data at rest is Parquet under the run's scratch location, read and
+  written by tasks in Python through the storage layer.
 * Counts come from the committed part markers and files, never from accumulators.
 
-The output folder must be visible to the driver and every executor at the same path (local disk for
-`local[N]` or one host, a shared mount such as NFS/Lustre on a cluster).
+Executors share nothing with the driver but what the storage layer reaches: the output and `run.scratch`
+may be object-store URIs (no Hadoop connector jars), or local paths on `local[N]` / a shared mount.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
@@ -32,7 +28,7 @@ from corpusforge.config import DEFAULT_WORKERS
 from corpusforge import driver, parttask
 from corpusforge.engines.spark_classes import _class_archive, _finish_archive, _java_binary
 from corpusforge.errors import CorpusforgeError
-from corpusforge.primitives import Primitives, check_aggs, conform, join_schema
+from corpusforge.engines.spark_primitives import SparkPrimitives, spark_schema
 from corpusforge.runner import Plan, resume_key, stable_hash
 from corpusforge.schema import DECISION_SCHEMA
 
@@ -103,195 +99,6 @@ def session(options: dict | None = None, workers: int = 2, app: str = "corpusfor
     return spark
 
 
-def _spark_schema(schema: pa.Schema):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    # Spark treats non-nullable Arrow fields strictly; nullability is not part of our contract
-    return from_arrow_schema(pa.schema([f.with_nullable(True) for f in schema]))
-
-
-class _MapFn:
-    """Picklable mapInArrow body: one or more map steps (fn, declared schema) applied in turn to every batch,
-    each output cast to its step's schema. Consecutive maps run as one body: one Python worker per task."""
-
-    def __init__(self, steps: list[tuple[Callable, pa.Schema]]):
-        self.steps = [(fn, pa.schema([f.with_nullable(True) for f in schema])) for fn, schema in steps]
-        self.schema = self.steps[-1][1]
-
-    def __call__(self, batches):
-        for b in batches:
-            yield from self._apply(b, 0)
-
-    def _apply(self, batch, i: int):
-        fn, schema = self.steps[i]
-        for out in conform(fn(batch), schema).to_batches():
-            if i + 1 == len(self.steps):
-                yield out
-            else:
-                yield from self._apply(out, i + 1)
-
-
-class SparkPrimitives(Primitives):
-    """Engine primitives over DataFrames. Shuffles (combine, annotate, join) are written to Parquet under
-    `workdir` and read back, so no lineage is recomputed; map steps are lazy `mapInArrow`s that Spark
-    fuses into the job that consumes them. A map over the documents runs one task per file that reads
-    the file in Python. Results that are Parquet files are counted and read from their footers and
-    files on the driver, not by a job."""
-
-    def __init__(self, spark, workdir: str):
-        self.spark, self.workdir, self._seq = spark, workdir, 0
-        # id(df) → (df, files, columns, documents?) for DataFrames that are plain Parquet files; holds df,
-        # so its id is never reused meanwhile
-        self._files: dict[int, tuple] = {}
-        self._maps: dict[int, tuple] = {}  # id(df) → (df, input that is not a map, _MapFn): lazy map steps
-        os.makedirs(workdir, exist_ok=True)
-
-    def _of_files(self, df, paths, columns, docs: bool = False):
-        self._files[id(df)] = (df, list(paths), list(columns), docs)
-        return df
-
-    def _source(self, ds):
-        src = self._files.get(id(ds))
-        return src if src and src[0] is ds else None
-
-    def _lazy(self, ds):
-        lazy = self._maps.get(id(ds))
-        return lazy if lazy and lazy[0] is ds else None
-
-    def _on_driver(self, ds):
-        """The lazy map behind ds when its input is a result's Parquet files (not the documents): rows the
-        driver takes anyway (read, to_local) are mapped there, with no job."""
-        lazy = self._lazy(ds)
-        src = self._source(lazy[1]) if lazy else None
-        return lazy if src and not src[3] else None
-
-    def _path(self, name: str) -> str:
-        self._seq += 1
-        return os.path.join(self.workdir, f"{self._seq:03d}-{name}")
-
-    def _materialize(self, df, name: str):
-        path = self._path(name)
-        df.write.mode("overwrite").parquet(path)
-        out = self.spark.read.schema(df.schema).parquet(path)  # known schema: no footer-reading job
-        return self._of_files(out, sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet")), out.columns)
-
-    def dataset(self, paths, schema: pa.Schema | None = None):
-        import pyarrow.parquet as pq
-
-        schema = schema or (pq.read_schema(paths[0]) if paths else None)
-        df = self.spark.read.schema(_spark_schema(schema)).parquet(*paths)
-        return self._of_files(df, paths, schema.names, docs=True)
-
-    def from_table(self, table: pa.Table, name: str):
-        import pyarrow.parquet as pq
-
-        path = self._path(name) + ".parquet"
-        pq.write_table(table, path)
-        return self._of_files(self.spark.read.schema(_spark_schema(table.schema)).parquet(path), [path], table.schema.names)
-
-    def read(self, ds) -> Iterator[pa.RecordBatch]:
-        lazy = self._on_driver(ds)
-        if lazy is not None:  # every row comes to the driver anyway: map it here
-            yield from lazy[2](self.read(lazy[1]))
-            return
-        src = self._source(ds)
-        if src is None:
-            yield from ds.toArrow().to_batches()
-            return
-        import pyarrow.parquet as pq
-
-        for f in src[1]:
-            yield from pq.read_table(f, columns=src[2]).to_batches()
-
-    def count(self, ds) -> int:
-        src = self._source(ds)
-        if src is None:
-            return ds.count()
-        import pyarrow.parquet as pq
-
-        return sum(pq.read_metadata(f).num_rows for f in src[1])
-
-    def select(self, ds, columns: list[str]):
-        src = self._source(ds)
-        out = ds.select(*columns)
-        return self._of_files(out, src[1], columns, src[3]) if src else out
-
-    def map_batches(self, ds, fn: Callable, schema: pa.Schema, name: str):
-        lazy = self._lazy(ds)
-        base, steps = (lazy[1], lazy[2].steps) if lazy else (ds, [])  # a map over a map: one body
-        body = _MapFn(steps + [(fn, schema)])
-        src = self._source(base)
-        if src and src[3]:  # over the documents: one task per file that reads it in Python
-            _, paths, columns, _ = src
-            files = self.spark.range(0, len(paths), 1, max(1, len(paths)))
-            out = files.mapInArrow(_FileMap(paths, columns, body), _spark_schema(schema))
-        else:
-            out = base.mapInArrow(body, _spark_schema(schema))
-        self._maps[id(out)] = (out, base, body)  # holds out, like _files
-        return out
-
-    def combine(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
-        from pyspark.sql import functions as F
-
-        check_aggs(aggs)
-        return self._materialize(ds.groupBy(*keys).agg(*[getattr(F, op)(F.col(c)).alias(o) for c, op, o in aggs]), name)
-
-    def annotate(self, ds, keys: list[str], aggs: list[tuple[str, str, str]], name: str):
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-
-        check_aggs(aggs)
-        w = Window.partitionBy(*keys)
-        return self._materialize(ds.select("*", *[getattr(F, op)(F.col(c)).over(w).alias(o) for c, op, o in aggs]), name)
-
-    def join(self, left, right, on: list[str], name: str):
-        join_schema(pa.schema([(c, pa.null()) for c in left.columns]), pa.schema([(c, pa.null()) for c in right.columns]), on, name)
-        out = left.join(right, on=on, how="inner")
-        return self._materialize(out.select(*left.columns, *[c for c in right.columns if c not in on]), name)
-
-    def _countable(self, ds, name: str):
-        return ds if self._source(ds) is not None else self._materialize(ds, f"{name}-edges")  # counted, then read: computed once
-
-    def to_local(self, ds, schema: pa.Schema) -> list[str]:
-        """Land a result as local Parquet files with exactly `schema` (file by file, bounded memory)."""
-        import pyarrow.parquet as pq
-
-        path = os.path.join(self.workdir, "result")
-        os.makedirs(path, exist_ok=True)
-        lazy = self._on_driver(ds)
-        if lazy is not None:  # map each result file here, as read() would
-            _, src, body = lazy
-            _, paths, columns, _ = self._source(src)
-            tables = (pa.Table.from_batches(list(body(pq.read_table(f, columns=columns).to_batches())), body.schema)
-                      for f in paths)
-        else:
-            ds.write.mode("overwrite").parquet(path + "-spark")
-            tables = (pq.read_table(os.path.join(path + "-spark", f))
-                      for f in sorted(f for f in os.listdir(path + "-spark") if f.endswith(".parquet")))
-        out = []
-        for i, t in enumerate(tables):
-            dst = os.path.join(path, f"part-{i:05d}.parquet")
-            pq.write_table(t.select(schema.names).cast(schema), dst)
-            out.append(dst)
-        return out
-
-
-class _FileMap:
-    """mapInArrow body over file numbers: the Python worker reads its Parquet file itself, so documents
-    never pass through JVM rows and Arrow conversion on the way in (their text is most of the bytes)."""
-
-    def __init__(self, paths: list[str], columns: list[str], body: _MapFn, batch_rows: int = 8192):
-        self.paths, self.columns, self.batch_rows = paths, columns, batch_rows
-        self.map = body
-
-    def __call__(self, batches):
-        import pyarrow.parquet as pq
-
-        for b in batches:
-            for i in b.column("id").to_pylist():
-                yield from self.map(pq.ParquetFile(self.paths[i]).iter_batches(batch_size=self.batch_rows, columns=self.columns))
-
-
 class _PartTasks:
     """mapInArrow body of a per-row phase: runs the (phase, part) tasks its rows number, yields their markers."""
 
@@ -313,6 +120,7 @@ class SparkExecutor(driver.Executor):
     """Part tasks as one Spark partition each; global stages on SparkPrimitives."""
 
     name = "spark"
+    distributed = True
 
     def __init__(self, spark, plan_key: str):
         self.spark, self.plan_key = spark, plan_key
@@ -322,7 +130,7 @@ class SparkExecutor(driver.Executor):
             return
         # one Spark partition per part (range partitions are contiguous): a part is the unit of retry and commit
         df = self.spark.range(0, len(tasks), 1, len(tasks))
-        rows = df.mapInArrow(_PartTasks(plan, self.plan_key, tasks), _spark_schema(MARKER_SCHEMA)).collect()
+        rows = df.mapInArrow(_PartTasks(plan, self.plan_key, tasks), spark_schema(MARKER_SCHEMA)).collect()
         if len(rows) != len(tasks):
             raise CorpusforgeError("incomplete_run", f"spark returned {len(rows)} of {len(tasks)} part markers")
         for r in rows:
@@ -330,9 +138,9 @@ class SparkExecutor(driver.Executor):
         if bar is not None:
             bar.update(len(rows))
 
-    def primitives(self, workdir: str, workers: int, batch_rows: int):
-        prims = SparkPrimitives(self.spark, workdir)
-        return prims, functools.partial(prims.to_local, schema=DECISION_SCHEMA)
+    def primitives(self, plan: Plan, work: str, scratch: str, workers: int):
+        prims = SparkPrimitives(self.spark, scratch, local=work, storage=plan.config.storage.as_options())
+        return prims, lambda ds: prims.to_local(ds, DECISION_SCHEMA)
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,

@@ -31,7 +31,7 @@ from corpusforge.io.writers import TMP_MARK, write_error
 MARKER = ".corpusforge-output"
 LOCK = ".corpusforge-lock"
 TRASH = f"{TMP_MARK}trash-"
-KINDS = ("run", "dedup", "sample", "train", "demo", "trash")
+KINDS = ("run", "dedup", "sample", "train", "demo", "trash", "scratch")
 _OURS = (MARKER, LOCK)
 _held_fds: set[int] = set()
 
@@ -187,6 +187,21 @@ def claim(out: str, kind: str, overwrite: bool = False, resume: bool = False, lo
         yield owned and not overwrite
     finally:
         lock.release()
+
+
+@contextmanager
+def scratch(folder: str):
+    """A working folder or prefix of one global stage under a user's `run.scratch`: refused when it holds
+    anything corpusforge did not write, emptied of a killed run's leftovers, marked, deleted afterwards.
+    Its name derives from the output, whose lock the caller holds: no two runs share one."""
+    if _check_owned(folder, "scratch", overwrite=True, resume=False):
+        empty(folder)
+    store.makedirs(folder)
+    _write_marker(folder, "scratch")
+    try:
+        yield folder
+    finally:
+        store.delete_tree(folder)
 
 
 def empty(out: str, last: Iterable[str] = ("_state.json",)) -> None:

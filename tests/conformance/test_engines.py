@@ -8,17 +8,15 @@ Every stage joins here as soon as it exists."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.sparkcluster import base_env, spark_home, standalone
 from tests.util import REPO_ROOT, assert_audit_ok, committed_outputs, manifest, run, table, write_config
 
 STAGES = [
@@ -150,56 +148,19 @@ def test_beam_direct_runner_multiprocess(corpus):
     _assert_same(corpus.parent / "local1", out)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
-
-
 def test_spark_submit_standalone_cluster(corpus, tmp_path):
     """A real standalone master and worker on 127.0.0.1, the job submitted with spark-submit."""
-    import pyspark
-
-    home = Path(pyspark.__file__).parent
-    env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_WORKER_DIR": str(tmp_path / "work"), "SPARK_LOG_DIR": str(tmp_path / "logs")}
-    port, ui, wui = _free_port(), _free_port(), _free_port()
-    cls = str(home / "bin" / "spark-class")
-    master = subprocess.Popen([cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                               "--webui-port", str(ui)], env=env, stdout=open(tmp_path / "master.log", "wb"), stderr=subprocess.STDOUT)
-    worker = None
-    try:
-        _wait_port(port, master, "spark master")
-        worker = subprocess.Popen([cls, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
-                                   "--cores", "2", "--memory", "2g", "--webui-port", str(wui)], env=env,
-                                  stdout=open(tmp_path / "worker.log", "wb"), stderr=subprocess.STDOUT)
+    with standalone(tmp_path, [{"SPARK_WORKER_DIR": str(tmp_path / "work")}], cores=2, memory="2g") as url:
         cheap = _variant(corpus, "standalone.yaml", STAGES[:4] + [{"use": "dedup_exact"}])
         ref, s = _out(cheap, "standalone_local")
         assert run(cheap, "--set", s) == 0
         out, s = _out(cheap, "standalone")
-        cmd = [str(home / "bin" / "spark-submit"), "--master", f"spark://127.0.0.1:{port}", "--conf", "spark.sql.shuffle.partitions=4",
+        cmd = [str(spark_home() / "bin" / "spark-submit"), "--master", url, "--conf", "spark.sql.shuffle.partitions=4",
                str(REPO_ROOT / "pipelines" / "spark_submit.py"), str(cheap), "--no-progress", "--set", s]
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(cmd, env=base_env(), capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         assert "dedup_exact" in res.stdout
         _assert_same(ref, out)
-    finally:
-        for p in (worker, master):
-            if p is not None:
-                p.terminate()
-                p.wait(timeout=30)
 
 
 def test_spark_task_retries_are_idempotent(corpus):

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import yaml
 
-from conftest import SECRET, put
+from conftest import SECRET, download, put
 from faultproxy import FaultProxy
 from corpusforge import engines
 from corpusforge.config import load_config
 from corpusforge.runner import make_plan
-from test_s3_outputs import _download
 from tests.util import assert_audit_ok, committed_outputs, manifest
 
 
@@ -40,7 +39,7 @@ def test_resets_and_slowdowns_are_retried_and_the_output_is_byte_identical(s3, b
         proxy.close()
     print(f"proxy: {proxy.connections} connections, {proxy.resets} reset, {proxy.slowdowns} answered 503 SlowDown")
     assert proxy.resets > 0 and proxy.slowdowns > 0, (proxy.connections, proxy.resets, proxy.slowdowns)
-    got = _download(s3, f"{bucket}/out", tmp_path / "got")
+    got = download(s3, f"{bucket}/out", tmp_path / "got")
     assert committed_outputs(got) == committed_outputs(tmp_path / "ref")
     assert manifest(got)["files"] == manifest(tmp_path / "ref")["files"]
     assert_audit_ok(got)

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import SECRET, put
+from conftest import SECRET, download, put
 from corpusforge import engines
 from corpusforge.config import load_config
 from corpusforge.errors import CorpusforgeError
@@ -25,47 +24,6 @@ from corpusforge.runner import make_plan
 from tests.util import assert_audit_ok, committed_outputs, manifest
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = [{"use": "clean"}, {"use": "pangu_rules"}, {"use": "dedup_exact"}, {"use": "dedup_minhash"}]
-
-
-def _write_config(path: Path, inp: str, out: str, storage: dict | None) -> Path:
-    cfg = {"run": {"name": "s3out", "output": out},
-           "input": {"format": "jsonl", "paths": [inp], "split_mb": 0.1},
-           "stages": STAGES, "engine": {"kind": "local", "workers": 1}, "limits": {"max_quarantine_fraction": 1.0}}
-    if storage:
-        cfg["storage"] = storage
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-def _download(s3, prefix: str, dest: Path) -> Path:
-    """Every object under s3://prefix as local files (what the assertions read)."""
-    from pyarrow import fs
-
-    for info in s3["fs"].get_file_info(fs.FileSelector(prefix, recursive=True)):
-        if info.type == fs.FileType.File:
-            target = dest / info.path[len(prefix) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with s3["fs"].open_input_stream(info.path, compression=None) as f:
-                target.write_bytes(f.read())
-    return dest
-
-
-@pytest.fixture
-def corpus(s3, bucket, shared_data, tmp_path):
-    data = (shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl").read_bytes()
-    data += (shared_data / "prose" / "zhwiki_articles_100.jsonl").read_bytes()[:300_000]
-    put(s3, f"{bucket}/raw/web.jsonl", data)
-    (tmp_path / "raw").mkdir()
-    (tmp_path / "raw" / "web.jsonl").write_bytes(data)
-    ref = tmp_path / "ref"
-    cfg = _write_config(tmp_path / "local.yaml", str(tmp_path / "raw" / "web.jsonl"), str(ref), None)
-    engines.run(make_plan(load_config(str(cfg))), "local", workers=1, progress=False)
-    # credentials in the plan, not only the environment: a Spark session an earlier test started has
-    # executors that never saw this fixture's AWS_* variables (and moto stores an unsigned upload mangled)
-    storage = {"endpoint": s3["endpoint"], "options": {"access_key": "testing-key-id", "secret_key": SECRET}}
-    return {"ref": ref, "storage": storage, "inp": f"s3://{bucket}/raw/web.jsonl",
-            "cfg": lambda out, name="s3.yaml": _write_config(tmp_path / name, f"s3://{bucket}/raw/web.jsonl", out, storage)}
 
 
 def test_s3_output_is_byte_identical_on_every_engine_and_audits(s3, bucket, corpus, tmp_path):
@@ -74,7 +32,7 @@ def test_s3_output_is_byte_identical_on_every_engine_and_audits(s3, bucket, corp
         out = f"s3://{bucket}/runs/{engine}-{workers}"
         plan = make_plan(load_config(str(corpus["cfg"](out))))
         engines.run(plan, engine, workers=workers, progress=False)
-        got = _download(s3, out[len("s3://"):], tmp_path / f"got-{engine}-{workers}")
+        got = download(s3, out[len("s3://"):], tmp_path / f"got-{engine}-{workers}")
         assert committed_outputs(got) == want, (engine, workers)
         m = manifest(got)
         assert m["stages"] == ref["stages"] and m["files"] == ref["files"] and m["inputs"] == ref["inputs"]
@@ -141,11 +99,11 @@ def test_sigkill_then_resume_and_overwrite_on_s3_are_byte_identical(s3, bucket, 
     assert r.returncode != 0 and "--resume" in r.stderr  # the killed run's lease is taken over; OUT is not silently restarted
     r = subprocess.run(base + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
-    got = _download(s3, out[len("s3://"):], tmp_path / "got")
+    got = download(s3, out[len("s3://"):], tmp_path / "got")
     assert committed_outputs(got) == committed_outputs(corpus["ref"])
     assert manifest(got)["files"] == manifest(corpus["ref"])["files"]
     assert_audit_ok(got)
     r = subprocess.run(base + ["--overwrite"], cwd=REPO, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
-    again = _download(s3, out[len("s3://"):], tmp_path / "again")
+    again = download(s3, out[len("s3://"):], tmp_path / "again")
     assert committed_outputs(again) == committed_outputs(corpus["ref"])
