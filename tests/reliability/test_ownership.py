@@ -265,3 +265,26 @@ def test_manifest_counts_are_unchanged_by_ownership(user_dir, tmp_path):
     assert run(a) == 0 and run(b) == 0
     assert (tmp_path / "o1" / outputs.MARKER).read_bytes() == (tmp_path / "o2" / outputs.MARKER).read_bytes()
     assert manifest(tmp_path / "o1")["stages"] == manifest(tmp_path / "o2")["stages"]
+
+
+def test_a_scratch_folder_holding_user_files_is_refused_and_ours_is_emptied_then_deleted(tmp_path):
+    from corpusforge.errors import CorpusforgeError
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("user data", encoding="utf-8")
+    with pytest.raises(CorpusforgeError) as e:
+        with outputs.scratch(str(theirs)):
+            pass
+    assert e.value.code == "output_not_ours" and "notes.txt" in str(e.value)
+    assert (theirs / "notes.txt").read_text(encoding="utf-8") == "user data"
+    ours = tmp_path / "ours"
+    with outputs.scratch(str(ours)) as d:  # a killed run's leftovers: marked, so emptied on entry
+        (Path(d) / "001-bands").mkdir()
+        (Path(d) / "001-bands" / "part-00000.parquet").write_bytes(b"x")
+    assert not ours.exists()
+    ours.mkdir()
+    (ours / outputs.MARKER).write_text(json.dumps({"corpusforge_output": "scratch"}), encoding="utf-8")
+    (ours / "stale.parquet").write_bytes(b"x")
+    with outputs.scratch(str(ours)) as d:
+        assert sorted(os.listdir(d)) == [outputs.MARKER]
