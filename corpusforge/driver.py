@@ -56,8 +56,8 @@ class Executor(abc.ABC):
     def primitives(self, plan: Plan, work: str, scratch: str, workers: int) -> tuple[Primitives, Callable | None]:
         """The primitives global stages run on, and a function that lands their result as local Parquet
         files (None when the result already is local Parquet). work: a local folder of the driver;
-        scratch: where a distributed engine's workers put intermediates."""
-        return LocalPrimitives(os.path.join(work, "engine"), workers=workers, batch_rows=plan.config.limits.batch_rows), None
+        scratch: where the engine puts intermediates (a folder in work unless `distributed`)."""
+        return LocalPrimitives(scratch, workers=workers, batch_rows=plan.config.limits.batch_rows), None
 
 
 def add_seconds(total: dict, part: dict) -> None:
@@ -122,23 +122,32 @@ def _run_global(plan: Plan, k: int, workers: int, executor: Executor) -> None:
     # folder for an object-store output
     work = tempfile.mkdtemp(prefix="corpusforge-global-") if fs.is_remote(plan.out) else os.path.join(gdir, "work")
     try:
-        with _scratch(plan, k, work) as scratch:
-            if executor.distributed:
-                print(f"corpusforge: {phases(plan)[k].global_stage.name}: intermediates under {scratch}", file=sys.stderr)
+        with _scratch(plan, k, work, executor) as scratch:
             _decide(plan, k, workers, executor, work, scratch)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _scratch(plan: Plan, k: int, work: str):
-    """Where a distributed engine's workers put the global stage's intermediates, deleted afterwards: under
+def _scratch(plan: Plan, k: int, work: str, executor: Executor):
+    """Where the engine puts the global stage's intermediates. A local pool spills in the driver's work
+    folder. A distributed engine's workers need a place they all reach, deleted afterwards: under
     `run.scratch` when set, else beside the decisions (in the output, which every part-writing worker reaches)."""
-    if plan.config.run.scratch:
-        with outputs.scratch(fs.join(plan.config.run.scratch, f"corpusforge-{stable_hash(plan.out)[:16]}-g{k}")) as d:
-            yield d
+    if not executor.distributed:
+        yield os.path.join(work, "engine")
         return
-    d = fs.join(decided_dir(plan.out, k), "scratch") if fs.is_remote(plan.out) else os.path.join(work, "engine")
+    if plan.config.run.scratch:
+        place = outputs.scratch(fs.join(plan.config.run.scratch, f"corpusforge-{stable_hash(plan.out)[:16]}-g{k}"))
+    else:
+        place = _deleted_after(fs.join(decided_dir(plan.out, k), "scratch") if fs.is_remote(plan.out)
+                               else os.path.join(work, "engine"))
+    with place as d:
+        print(f"corpusforge: {phases(plan)[k].global_stage.name}: intermediates under {d}", file=sys.stderr)
+        yield d
+
+
+@contextlib.contextmanager
+def _deleted_after(d: str):
     try:
         yield d
     finally:

@@ -255,7 +255,7 @@ class BeamExecutor(driver.Executor):
 
     def primitives(self, plan: Plan, work: str, scratch: str, workers: int):
         # intermediates on the driver's disk: right for the DirectRunner, not for Dataflow (docs/storage.md)
-        return BeamPrimitives(os.path.join(work, "engine"), self.step_opts), None
+        return BeamPrimitives(scratch, self.step_opts), None
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
