@@ -33,6 +33,10 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def add_storage_opt(p) -> None:
+    p.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
+
+
 def _key_values(flag: str, items: list[str] | None) -> dict[str, str]:
     out = {}
     for kv in items or []:
@@ -87,9 +91,6 @@ def _cmd_stages(args) -> int:
 
 def _cmd_audit(args) -> int:
     from corpusforge.audit import audit, summary
-    from corpusforge.io import fs
-
-    fs.configure(_key_values("--storage-opt", args.storage_opt))
     problems = audit(args.run_dir)
     for p in problems:
         print(f"audit: {p}", file=sys.stderr)
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--engine-opt", action="append", metavar="KEY=VALUE",
                    help="engine setting merged into engine.options: a Spark conf (spark.executor.memory=4g, "
                    "master=spark://host:7077, jvm_class_cache=false) or a Beam pipeline option (runner=FlinkRunner); repeatable")
-    r.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
+    add_storage_opt(r)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=_cmd_run)
 
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--resume", action="store_true", help="continue an interrupted run")
     dd.add_argument("--overwrite", action="store_true", help="empty an earlier dedup output first (only a folder "
                     "corpusforge marked as its own dedup output)")
-    dd.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
+    add_storage_opt(dd)
     dd.add_argument("--no-progress", action="store_true", help="no progress bar")
     dd.set_defaults(fn=_cmd_dedup)
 
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Recompute every count from the persisted kept/rejects/quarantine files; exit 1 if "
                        "any stage does not balance (in != kept + dropped + quarantined) or the manifest disagrees.")
     a.add_argument("run_dir", help="a run's output folder or URI (s3://bucket/run, gs://..., hdfs://...)")
-    a.add_argument("--storage-opt", action="append", metavar="KEY=VALUE", help=STORAGE_OPT_HELP)
+    add_storage_opt(a)
     a.set_defaults(fn=_cmd_audit)
 
     for mod in _SUBCOMMAND_MODULES:
@@ -202,7 +203,7 @@ def console() -> int:
     return main()
 
 
-_URI_COMMANDS = ("run", "dedup", "audit", "stages")  # the rest read and write local paths (docs/storage.md)
+_LOCAL_ONLY = ("quality-eval", "demo")  # experiment harnesses on local folders (docs/storage.md)
 
 
 def _local_paths_only(args) -> None:
@@ -218,8 +219,12 @@ def _local_paths_only(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.cmd not in _URI_COMMANDS:
+        if args.cmd in _LOCAL_ONLY:
             _local_paths_only(args)
+        if getattr(args, "storage_opt", None):  # run and dedup merge it into the config's storage block too
+            from corpusforge.io import fs
+
+            fs.configure(_key_values("--storage-opt", args.storage_opt))
         return args.fn(args)
     except CorpusforgeError as e:
         if args.debug:

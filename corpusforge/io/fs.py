@@ -53,6 +53,11 @@ def configure(options: dict[str, Any] | None) -> None:
         _cache.clear()
 
 
+def options() -> dict[str, Any]:
+    """The current options, for a spawned worker to configure() with (kept in memory only)."""
+    return dict(_options)
+
+
 def option(key: str, default: Any = None) -> Any:
     return _options.get(key, default)
 

@@ -248,10 +248,10 @@ def sweep_trash(out: str) -> None:
 def replace_file_check(path: str, signatures: tuple[bytes, ...], what: str) -> None:
     """A file output (tokenizer, report) replaces an existing file only if it carries corpusforge's
     signatures in its first 64 KiB (the report's generator tag; the tokenizer's own special tokens)."""
-    if os.path.isdir(path):
+    if store.isdir(path):
         raise CorpusforgeError("bad_output", f"{path} is a folder; name the {what} file to write")
-    if os.path.exists(path):
-        with open(path, "rb") as f:
+    if store.exists(path):
+        with fs.open_read(path) as f:
             head = f.read(1 << 16)
         if not all(sig in head for sig in signatures):
             raise CorpusforgeError("output_not_ours", f"{path} exists and is not a corpusforge {what}, so it is left "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs, staging, store
 from corpusforge.io.outputs import replace_file_check
 from corpusforge.io.writers import atomic_file
 from corpusforge.report import data, extras, human_eval, render
@@ -47,13 +48,14 @@ def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: l
     if len(shards) > len(run_dirs):
         raise CorpusforgeError("bad_args", f"{len(shards)} --shards for {len(run_dirs)} run directories (one per run, in order)")
     for d in run_dirs:
-        if not os.path.isdir(d):
+        if not store.isdir(d):
             raise CorpusforgeError("not_a_run", f"{d}: not a directory")
     replace_file_check(out, (render.GENERATOR.encode(),), "report")
     reports = [RunReport(d, shards[i] if i < len(shards) else None, samples, eval_samples) for i, d in enumerate(run_dirs)]
     extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval)
     html_text = page(reports, extra)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with atomic_file(out) as f:
+    if not fs.is_remote(out):
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with staging.output_file(out) as local, atomic_file(local) as f:
         f.write(html_text.encode("utf-8"))
     return out

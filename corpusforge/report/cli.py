@@ -61,4 +61,7 @@ def add_cli(sub) -> None:
     g.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (prints a warning: anyone who can reach it can rate)")
     g.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="extra Host header name accepted (e.g. the machine's DNS name with --allow-remote); repeatable")
+    from corpusforge.cli import add_storage_opt
+
+    add_storage_opt(r)
     r.set_defaults(fn=_cmd_report)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from corpusforge.io import fs, staging, store
 from corpusforge.schema import PREVIEW_CHARS
 
 BATCH = 16384
@@ -56,17 +57,17 @@ class TopK:
 def load_manifest(run_dir: str) -> dict:
     from corpusforge.report.extras import read_json
 
-    return read_json(os.path.join(run_dir, "manifest.json"),
+    return read_json(fs.join(run_dir, "manifest.json"),
                      ("not_a_run", f"{run_dir}: no manifest.json (not a finished run directory)"), "bad_manifest")
 
 
 def _paths(run_dir: str, m: dict, kind: str) -> list[str]:
-    return [os.path.join(run_dir, f["path"]) for f in m["files"] if f["kind"] == kind]
+    return [fs.join(run_dir, f["path"]) for f in m["files"] if f["kind"] == kind]
 
 
 def _batches(paths: list[str], columns: list[str]):
     for p in paths:
-        pf = pq.ParquetFile(p)
+        pf = pq.ParquetFile(store.source(p))
         names = pf.schema_arrow.names
         yield from pf.iter_batches(batch_size=BATCH, columns=[c for c in columns if c in names])
 
@@ -137,7 +138,7 @@ def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: in
     m = load_manifest(run_dir)
     kept_paths, rej_paths, q_paths = (_paths(run_dir, m, k) for k in ("kept", "rejects", "quarantine"))
     seed = str(m.get("config", {}).get("run", {}).get("seed", 0))
-    kept_schema = pq.read_schema(kept_paths[0]) if kept_paths else pa.schema([])
+    kept_schema = pq.ParquetFile(store.source(kept_paths[0])).schema_arrow if kept_paths else pa.schema([])
     kept_scores = [f.name for f in kept_schema if _is_score(f)]
     hists, dup_sizes = _numbers(kept_paths, kept_scores, rej_paths)
     picked = _pick_clusters(dup_sizes, seed, clusters)
@@ -145,7 +146,8 @@ def collect(run_dir: str, samples: int = 3, eval_samples: int = 30, clusters: in
     evals, cleaned = _kept_pass(acc, kept_paths, kept_schema, kept_scores, eval_samples)
     _rejects_pass(acc, rej_paths)
     return {
-        "run_dir": os.path.abspath(run_dir), "name": m.get("config", {}).get("run", {}).get("name") or os.path.basename(os.path.abspath(run_dir)),
+        "run_dir": staging.absolute(run_dir),
+        "name": m.get("config", {}).get("run", {}).get("name") or staging.absolute(run_dir).rstrip("/").rsplit("/", 1)[-1],
         "manifest": m, "sources": dict(sorted(acc.by_source.items())),
         "reasons_from_data": {f"{st}\x1f{r}": n for (st, r), n in sorted(acc.recount.items())},
         "reason_samples": {f"{st}\x1f{r}": tk.values() for (st, r), tk in sorted(acc.reason_samples.items())},
@@ -311,6 +313,10 @@ def _quarantine(paths: list[str], samples: int, seed: str) -> dict:
     return {"counts": dict(sorted(counts.items())), "samples": {k: v.values() for k, v in sorted(picks.items())}}
 
 
+def _glob(pattern: str) -> list[str]:
+    return fs.glob(pattern) if fs.is_remote(pattern) else glob.glob(pattern, recursive=True)
+
+
 def _raw_text(m: dict, meta: dict) -> str | None:
     """The document as it was read, from the input file at its recorded byte offset (plain JSONL and
     txt only, and only while the file still has the size the manifest recorded); None otherwise."""
@@ -320,14 +326,14 @@ def _raw_text(m: dict, meta: dict) -> str | None:
     sizes = {i["path"]: i["size"] for i in m.get("inputs", [])}
     blocks = m.get("config", {}).get("input", [])
     for blk in blocks if isinstance(blocks, list) else [blocks]:
-        files = sorted({p for pat in blk.get("paths", []) for p in glob.glob(pat, recursive=True)})
+        files = sorted({p for pat in blk.get("paths", []) for p in _glob(pat)})
         if not files:
             continue
-        root = blk.get("root") or os.path.commonpath([os.path.dirname(p) for p in files])
-        path = os.path.join(root, rel)
-        if path not in files or not os.path.isfile(path) or os.path.getsize(path) != sizes.get(rel):
+        root = blk.get("root") or "/".join(os.path.commonprefix([p.rsplit("/", 1)[0].split("/") for p in files]))
+        path = fs.join(root, rel)
+        if path not in files or fs.size_mtime(path)[0] != sizes.get(rel):
             continue
-        with open(path, "rb") as f:
+        with fs.open_read(path) as f:
             if f.read(4)[:2] in (b"\x1f\x8b", b"\x28\xb5"):
                 return None  # compressed: the offset is into the decompressed stream
             if blk.get("format") == "txt":

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from corpusforge.io import fs, store
 
 
 def report(run_dir: str, samples: int = 3, stages: tuple[str, ...] = ("dedup_exact", "dedup_minhash")) -> dict:
     """Dedup report data from the persisted tables of a finished run (never from counters):
     per stage the cluster-size histogram, duplicates per source, and sample clusters with their
     members' texts (the representative's full text when it was kept, previews for removed members)."""
-    with open(os.path.join(run_dir, "manifest.json"), encoding="utf-8") as f:
-        files = json.load(f)["files"]
-    rej = [pq.read_table(os.path.join(run_dir, fi["path"]), columns=["id", "source", "stage", "duplicate_of", "text_preview"])
+    files = store.read_json(fs.join(run_dir, "manifest.json"))["files"]
+    rej = [pq.read_table(store.source(fs.join(run_dir, fi["path"])), columns=["id", "source", "stage", "duplicate_of", "text_preview"])
            for fi in files if fi["kind"] == "rejects"]
     rejects = pa.concat_tables(rej) if rej else None
     out = {}
@@ -39,7 +37,7 @@ def report(run_dir: str, samples: int = 3, stages: tuple[str, ...] = ("dedup_exa
         for fi in files:
             if fi["kind"] in ("kept", "rejects") and len(rep_text) < len(reps):
                 col = "text" if fi["kind"] == "kept" else "text_preview"
-                kt = pq.read_table(os.path.join(run_dir, fi["path"]), columns=["id", col])
+                kt = pq.read_table(store.source(fs.join(run_dir, fi["path"])), columns=["id", col])
                 kt = kt.filter(pc.is_in(kt.column("id"), pa.array(sorted(reps), pa.string())))
                 rep_text.update(zip(kt.column("id").to_pylist(), kt.column(col).to_pylist()))
         clusters = []

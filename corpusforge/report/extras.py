@@ -9,6 +9,7 @@ import json
 import os
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs, staging, store
 
 # score column → (stage parameter or pangu threshold name, label). Which side drops is in the label.
 _PARAM_THRESHOLDS = {
@@ -62,8 +63,7 @@ def thresholds(manifest: dict) -> dict[str, list[tuple[float, str]]]:
 def read_json(path: str, missing: tuple[str, str] | None = None, bad: str = "bad_json"):
     """A JSON file, or a one-line error; `missing` = (code, message) for a file that is not there."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return store.read_json(path)
     except FileNotFoundError:
         code, msg = missing or ("missing_file", f"{path}: not found")
         raise CorpusforgeError(code, msg) from None
@@ -72,20 +72,22 @@ def read_json(path: str, missing: tuple[str, str] | None = None, bad: str = "bad
 
 
 def load_shards(d: str) -> dict:
-    path = d if d.endswith(".json") else os.path.join(d, "shards.json")
+    path = d if d.endswith(".json") else fs.join(d, "shards.json")
     m = read_json(path)
     if not isinstance(m, dict) or not isinstance(m.get("sources"), dict):
         raise CorpusforgeError("bad_shards", f"{path}: no \"sources\" object (expected the sampler's shards.json)")
-    return {"path": os.path.abspath(path), "sources": m["sources"]}
+    return {"path": staging.absolute(path), "sources": m["sources"]}
 
 
 def load_train(d: str) -> dict:
     """Training rows {step, tokens, loss, lr} and eval rows {step, eval_loss, eval_ppl} of one run."""
-    path = d if d.endswith(".jsonl") else os.path.join(d, "log.jsonl")
+    path = d if d.endswith(".jsonl") else fs.join(d, "log.jsonl")
     train, evals = [], []
     try:
-        with open(path, encoding="utf-8") as f:
-            for no, line in enumerate(f, 1):
+        if not store.isfile(path):
+            raise FileNotFoundError(path)
+        with fs.open_read(path) as f:
+            for no, line in enumerate(f.read().decode("utf-8").splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -100,8 +102,8 @@ def load_train(d: str) -> dict:
                     train.append(r)
     except FileNotFoundError:
         raise CorpusforgeError("missing_file", f"{path}: not found") from None
-    name = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    return {"path": os.path.abspath(path), "name": name, "train": train, "eval": evals}
+    path = staging.absolute(path)
+    return {"path": path, "name": path.rsplit("/", 2)[-2], "train": train, "eval": evals}
 
 
 def load_quality_eval(path: str) -> dict:
@@ -116,14 +118,16 @@ def load_quality_eval(path: str) -> dict:
     for r in rows:  # corpusforge quality-eval: one entry per seed under "runs"
         if isinstance(r.get("runs"), list) and all(isinstance(x, dict) and "heldout_ppl" in x for x in r["runs"]):
             r["heldout PPL per seed"] = ", ".join(f"seed {x.get('seed')}: {x['heldout_ppl']:.4g}" for x in r["runs"])
-    return {"path": os.path.abspath(path), "candidates": rows}
+    return {"path": staging.absolute(path), "candidates": rows}
 
 
 def discover(run_dir: str) -> dict:
     """Shards, training runs and quality-eval files inside a run directory (itself or one level down)."""
     def find(name):
+        if fs.is_remote(run_dir):
+            return sorted(set(fs.glob(fs.join(run_dir, name)) + fs.glob(fs.join(run_dir, "*", name))))
         return sorted(set(glob.glob(os.path.join(run_dir, name)) + glob.glob(os.path.join(run_dir, "*", name))))
 
-    return {"shards": [os.path.dirname(p) for p in find("shards.json")],
-            "train": [os.path.dirname(p) for p in find("log.jsonl")],
+    return {"shards": [p.rsplit("/", 1)[0] for p in find("shards.json")],
+            "train": [p.rsplit("/", 1)[0] for p in find("log.jsonl")],
             "quality_eval": find("quality_eval.json")}

@@ -4,12 +4,11 @@ RUN_DIR/human_eval.json (atomic rewrite; outside kept/rejects/quarantine, so the
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs, store
 from corpusforge.io.writers import write_json
 
 FILE = "human_eval.json"
@@ -20,13 +19,12 @@ _lock = threading.Lock()
 
 
 def load(run_dir: str) -> dict:
-    path = os.path.join(run_dir, FILE)
-    if not os.path.exists(path):
+    path = fs.join(run_dir, FILE)
+    if not store.exists(path):
         return {"ratings": {}}
     try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        d = store.read_json(path)
+    except ValueError as e:
         raise CorpusforgeError("bad_ratings", f"{path}: {e}") from None
     return d if isinstance(d, dict) and isinstance(d.get("ratings"), dict) else {"ratings": {}}
 
@@ -42,7 +40,7 @@ def save_rating(run_dir: str, doc_id: str, reviewer: str, fluency: int, flags: l
     with _lock:
         d = load(run_dir)
         d["ratings"].setdefault(doc_id, {})[reviewer] = {"fluency": fluency, "flags": sorted(set(flags))}
-        write_json(os.path.join(run_dir, FILE), d)
+        write_json(fs.join(run_dir, FILE), d)
     return d
 
 

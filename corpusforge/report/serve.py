@@ -159,15 +159,21 @@ def run_state(run_dir: str, saved: int) -> tuple:
     """What the pages depend on besides the tables read at start: the manifest's bytes, the ratings
     file (stat: a rewrite is a new inode and mtime) and the count of ratings saved by this process
     (two saves within one mtime tick)."""
+    from corpusforge.errors import CorpusforgeError
+    from corpusforge.io import fs, store
+
     try:
-        with open(os.path.join(run_dir, "manifest.json"), "rb") as f:
-            manifest = hashlib.sha256(f.read()).hexdigest()
-    except OSError:
+        manifest = hashlib.sha256(store.read_bytes(fs.join(run_dir, "manifest.json"))).hexdigest()
+    except (OSError, CorpusforgeError):
         manifest = None
+    path = fs.join(run_dir, human_eval.FILE)
     try:
-        st = os.stat(os.path.join(run_dir, human_eval.FILE))
-        ratings = (st.st_mtime_ns, st.st_size, st.st_ino)
-    except OSError:
+        if fs.is_remote(path):
+            ratings = fs.stat(path)
+        else:
+            st = os.stat(path)
+            ratings = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except (OSError, CorpusforgeError):
         ratings = None
     return manifest, ratings, saved
 

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import fs, store
 from corpusforge.io.inputs import Part, expand_inputs, plan_parts
 from corpusforge.io.readers import ReadOptions, read_part
 
@@ -55,16 +56,20 @@ def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_ro
 
 
 def _tasks(path: str, base_dir: str, text_field: str, batch_rows: int, batch_bytes: int) -> list[Task]:
-    full = path if os.path.isabs(path) else os.path.join(base_dir, path)
-    if os.path.isdir(full) and os.path.isfile(os.path.join(full, "manifest.json")):
-        kept = sorted(glob.glob(os.path.join(full, "kept", "part-*.parquet")))
+    full = path if os.path.isabs(path) or fs.is_remote(path) else os.path.join(base_dir, path)
+    if store.isdir(full) and store.isfile(fs.join(full, "manifest.json")):
+        kept = sorted(fs.join(full, "kept", n) for n in _listdir(fs.join(full, "kept"))
+                      if n.startswith("part-") and n.endswith(".parquet"))
         if not kept:
             raise CorpusforgeError("no_input_files", f"{full}: a corpusforge run with no kept/part-*.parquet")
         return [Task(kept=k) for k in kept]
-    matches = sorted(glob.glob(full, recursive=True)) or ([full] if os.path.exists(full) else [])
+    if fs.is_remote(full):
+        matches = fs.glob(full)
+    else:
+        matches = sorted(glob.glob(full, recursive=True)) or ([full] if os.path.exists(full) else [])
     if not matches:
         raise CorpusforgeError("no_input_files", f"{path!r} matches no files")
-    if any(os.path.isdir(m) for m in matches):
+    if any(store.isdir(m) for m in matches):
         raise CorpusforgeError("bad_input", f"{path}: a directory that is not a corpusforge run (no manifest.json)")
     tasks: list[Task] = []
     by_fmt: dict[str, list[str]] = {}
@@ -77,10 +82,14 @@ def _tasks(path: str, base_dir: str, text_field: str, batch_rows: int, batch_byt
     return tasks
 
 
+def _listdir(d: str) -> list[str]:
+    return store.listdir(d) if store.isdir(d) else []
+
+
 def read_task(task: Task, batch_rows: int = 1024) -> tuple[Iterator[pa.RecordBatch], list[dict]]:
     """(batches with id/source/text, quarantine rows — complete once the batches are exhausted)."""
     if task.kept:
-        pf = pq.ParquetFile(task.kept)
+        pf = pq.ParquetFile(store.source(task.kept))
         missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
         if missing:
             raise CorpusforgeError("bad_input", f"{task.kept}: no column(s) {missing}")

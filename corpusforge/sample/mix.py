@@ -12,6 +12,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from corpusforge.io import fs
 from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
 
@@ -73,7 +74,7 @@ class Mixture(_Strict):
         return self
 
     def resolve(self, path: str) -> str:
-        return path if os.path.isabs(path) else os.path.join(self.base_dir, path)
+        return path if os.path.isabs(path) or fs.is_remote(path) else os.path.join(self.base_dir, path)
 
 
 def load_mixture(path: str) -> Mixture:

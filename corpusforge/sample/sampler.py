@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import outputs, overlap
+from corpusforge.io import overlap, staging
 from corpusforge.io.writers import ParquetSink, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.sample import shards as S
@@ -181,9 +181,15 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
     from corpusforge.sample.tokenizer import eod_id, load
 
     tok_path = mix.resolve(mix.tokenizer)
-    tok = load(tok_path)
-    vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
-    del tok
+    with staging.local_file(tok_path) as tok_local:
+        tok = load(tok_local)
+        vocab, eod = tok.get_vocab_size(with_added_tokens=True), eod_id(tok, tok_path)
+        del tok
+        return _sample(mix, out, tok_path, tok_local, vocab, eod, workers, memory_mb, progress, overwrite, where, buffer_mb)
+
+
+def _sample(mix: Mixture, out: str, tok_path: str, tok_local: str, vocab: int, eod: int, workers: int,
+            memory_mb: float, progress: bool, overwrite: bool, where: str, buffer_mb: float | None) -> dict:
     budget_bytes = (int(buffer_mb * (1 << 20)) if buffer_mb is not None
                     else buffer_bytes(memory_mb, where))
     names = list(mix.sources)
@@ -194,10 +200,11 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                                                            mix.sources[n].source)]
                  for n in names]
     overlap.check_no_overlap(out, [mix.resolve(p) for n in names for p in mix.sources[n].path] + [tok_path])
-    with outputs.claim(out, "sample", overwrite=overwrite):  # only an earlier shard directory is ever emptied
-        work = os.path.join(out, WORK)
+    # only an earlier shard directory is ever emptied; on a store shards.json is uploaded last
+    with staging.output_dir(out, "sample", overwrite=overwrite, last=(S.MANIFEST,)) as (folder, _):
+        work = os.path.join(folder, WORK)
         os.makedirs(os.path.join(work, "tok"))
-        shutil.copyfile(tok_path, os.path.join(work, S.TOKENIZER))
+        shutil.copyfile(tok_local, os.path.join(work, S.TOKENIZER))
         tok_sha = sha256_file(os.path.join(work, S.TOKENIZER))
         params = TokenizeParams(tokenizer=os.path.join(work, S.TOKENIZER), sha256=tok_sha,
                                 encode_chars=int(max(4096, min(1 << 20, budget_bytes // 128))),
@@ -211,7 +218,7 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
         reps, plan_sha = _plan(mix.seed, names, spills, want)  # 2. plan
         dtype = S.token_dtype(vocab)
         buckets, drawn, docs_drawn = _shuffle(mix.seed, names, spills, reps, dtype, budget_bytes, work)  # 3. shuffle
-        entries = _write_shards(buckets.sorted_docs(), out, vocab, mix.shard_tokens)  # ... and write
+        entries = _write_shards(buckets.sorted_docs(), folder, vocab, mix.shard_tokens)  # ... and write
         total = sum(drawn.values())
         sources = {}
         for si, n in enumerate(names):
@@ -222,7 +229,7 @@ def sample(mix: Mixture, out: str, workers: int = 1, memory_mb: float = 1024, pr
                           "docs_drawn": docs_drawn[n],
                           "chars_available": sum(r["chars"] for r in results if r["source"] == si)}
         quarantine = [q for r in results for q in r["quarantine"]]
-        return _commit(out, work, mix, tok_path, {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab}, {
+        return _commit(folder, work, mix, tok_path, {"path": S.TOKENIZER, "sha256": tok_sha, "vocab_size": vocab}, {
             "seq_len": mix.seq_len, "seed": mix.seed, "mix": None, "plan_sha256": plan_sha, "eod_id": eod,
             "dtype": dtype.name, "shards": entries, "sources": sources,
             "quarantined": dict(sorted(Counter(q["reason"] for q in quarantine).items())), "tokens": total,
@@ -283,10 +290,10 @@ def _commit(out: str, work: str, mix: Mixture, tok_path: str, tok_entry: dict, m
     with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
         shutil.copyfileobj(src, f)
     resolved = mix.model_dump(mode="json")
-    resolved["tokenizer"] = os.path.abspath(tok_path)
+    resolved["tokenizer"] = staging.absolute(tok_path)
     resolved["total_tokens"] = budget
     for s in resolved["sources"].values():
-        s["path"] = [os.path.abspath(mix.resolve(p)) for p in s["path"]]
+        s["path"] = [staging.absolute(mix.resolve(p)) for p in s["path"]]
     manifest = {"format": S.FORMAT, "tokenizer": tok_entry, **manifest, "mix": resolved}
     shutil.rmtree(work)
     write_json(os.path.join(out, S.MANIFEST), manifest)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from corpusforge import procs
+from corpusforge.io import fs
 from corpusforge.io.writers import ParquetSink
 from corpusforge.sample.docs import Task, read_task
 from corpusforge.stages.tokenize import ROUNDTRIP, TOKENS, TokenizeParams, TokenizeStage
@@ -24,8 +25,9 @@ SPILL_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int32())
 _worker: dict = {}
 
 
-def _init_pool(params: TokenizeParams) -> None:
+def _init_pool(params: TokenizeParams, storage: dict) -> None:
     procs.lean(system_arrow_pool=True)  # a pool process is the sampler's alone
+    fs.configure(storage)  # a spawned process starts with none: inputs may be on an object store
     _init(params)
 
 
@@ -104,7 +106,7 @@ def tokenize_all(jobs, params: TokenizeParams, workers: int, progress: bool) -> 
         else:
             # spawn: the parent may already hold a tokenizer (and its thread pool), which fork would corrupt.
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_pool,
-                                     initargs=(params,)) as pool:
+                                     initargs=(params, fs.options())) as pool:
                 for r in pool.map(_tokenize_task, jobs):
                     out.append(r)
                     bar.update(1)

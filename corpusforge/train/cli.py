@@ -49,14 +49,18 @@ def _threads(args) -> None:
 
 
 def add_cli(sub) -> None:
+    from corpusforge.cli import add_storage_opt
+
     t = sub.add_parser("train", help="train a compact PanGu-α on shards from `corpusforge sample`",
                        description="Train PanGu-α (pre-LN decoder + top query layer) on the shards of `corpusforge sample`: "
                        "memory-mapped, document-level train/validation split, AdamW with linear warmup and cosine decay, "
                        "gradient clipping, periodic validation and checkpoints. Writes OUT/log.jsonl (one JSON row per step: "
                        "step, tokens, loss, lr; eval rows: eval_loss, eval_ppl), OUT/config.json, OUT/tokenizer.json, "
                        "OUT/checkpoint.pt and, when finished, OUT/model.pt.")
-    t.add_argument("--data", required=True, metavar="SHARDS", help="shard directory written by `corpusforge sample`")
-    t.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or continue with --resume)")
+    t.add_argument("--data", required=True, metavar="SHARDS", help="shard directory written by `corpusforge sample` (on an object store it is "
+                   "copied into a local cache first, checked by sha256)")
+    t.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or continue with --resume); on an object store "
+                   "it is uploaded at each checkpoint")
     t.add_argument("--config", default="tiny", choices=["tiny", "350m", "2.6b", "13b", "200b"],
                    help="model shape (default tiny: 2 layers, d_model 64, trains on a laptop CPU; 350m is the paper's eval model)")
     t.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200); also the cosine schedule's length")
@@ -75,6 +79,7 @@ def add_cli(sub) -> None:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present, else CPU")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_storage_opt(t)
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval-ppl", help="perplexity of a trained run on held-out data",
@@ -89,6 +94,7 @@ def add_cli(sub) -> None:
                    "per-document PPL cutoffs (33rd/67th percentiles of HELDOUT) for the perplexity stage's neural backend")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present, else CPU")
     e.add_argument("--threads", type=int, help="torch CPU threads")
+    add_storage_opt(e)
     e.set_defaults(fn=_cmd_eval_ppl)
 
     q = sub.add_parser("quality-eval", help="judge corpora by the held-out PPL of a model trained on each",

@@ -61,19 +61,22 @@ def ppl(model, docs: list[np.ndarray], eod: int, device: str = "cpu") -> dict:
     return {"ppl": float(np.exp(nll.sum() / total)), "loss": float(nll.sum() / total), "tokens": total, "docs": len(docs)}
 
 
+RUN_FILES = ("model.pt", "config.json", "tokenizer.json")  # what a finished train run needs to be evaluated
+
+
 class Run:
     """A finished (or checkpointed) `corpusforge train` run: model, tokenizer and EOD id."""
 
-    def __init__(self, run_dir: str, device: str = "cpu"):
+    def __init__(self, run_dir: str, device: str = "cpu", name: str | None = None):
         torch = require_torch()
         from corpusforge.sample.tokenizer import load as load_tokenizer
         from corpusforge.train.model import PanguAlpha, PanguConfig
 
-        self.dir = run_dir
+        self.dir, self.name = run_dir, name or run_dir  # name: where the files were copied from
         cfg_path, model_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "model.pt")
-        for p in (cfg_path, model_path, os.path.join(run_dir, "tokenizer.json")):
-            if not os.path.isfile(p):
-                raise CorpusforgeError("bad_run", f"{p}: missing (not a finished `corpusforge train` run)")
+        for n in RUN_FILES:
+            if not os.path.isfile(os.path.join(run_dir, n)):
+                raise CorpusforgeError("bad_run", f"{os.path.join(self.name, n)}: missing (not a finished `corpusforge train` run)")
         with open(cfg_path, encoding="utf-8") as f:
             self.config = json.load(f)
         self.model = PanguAlpha(PanguConfig(**self.config["model"]))
@@ -84,7 +87,7 @@ class Run:
         self.tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))  # the sampler's settings
 
     def files(self) -> list[str]:
-        return [os.path.join(self.dir, n) for n in ("model.pt", "config.json", "tokenizer.json")]
+        return [os.path.join(self.dir, n) for n in RUN_FILES]
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Text → token ids ending in EOD, the way the sampler writes documents."""
@@ -99,15 +102,17 @@ class Run:
 def heldout_docs(run: Run, path: str, text_field: str = "text") -> list[np.ndarray]:
     """Token documents of HELDOUT: a shard directory as stored (must share the run's tokenizer), or
     text (run dir, .jsonl/.parquet/.txt) tokenized with the run's tokenizer."""
+    from corpusforge.io import fs, store, staging
     from corpusforge.rules_files import sha256_file
 
-    if os.path.isfile(os.path.join(path, "shards.json")):
+    if store.isfile(fs.join(path, "shards.json")):
         from corpusforge.sample.shards import load_manifest, open_shards
 
-        m = load_manifest(path)
-        if sha256_file(os.path.join(path, m["tokenizer"]["path"])) != run.config["tokenizer_sha256"]:
-            raise CorpusforgeError("tokenizer_mismatch", f"{path}: shards use another tokenizer than {run.dir}")
-        return [np.asarray(d, dtype=np.int64) for s in open_shards(path) for d in (s[i] for i in range(len(s)))]
+        local = staging.local_shards(path)
+        m = load_manifest(local)
+        if sha256_file(os.path.join(local, m["tokenizer"]["path"])) != run.config["tokenizer_sha256"]:
+            raise CorpusforgeError("tokenizer_mismatch", f"{path}: shards use another tokenizer than {run.name}")
+        return [np.asarray(d, dtype=np.int64) for s in open_shards(local) for d in (s[i] for i in range(len(s)))]
     from corpusforge.sample.docs import iter_texts
 
     return run.encode([t for _, t in iter_texts([path], text_field)])
@@ -116,21 +121,25 @@ def heldout_docs(run: Run, path: str, text_field: str = "text") -> list[np.ndarr
 def eval_ppl(model_dir: str, data: str, out: str | None = None, text_field: str = "text", device: str = "auto",
              write_cutoffs: bool = False) -> dict:
     """Held-out perplexity of a trained run on DATA, written to OUT (default MODEL/eval_ppl.json); with
-    write_cutoffs, the run's perplexity bucket cut-offs too (MODEL/ppl_cutoffs.json)."""
+    write_cutoffs, the run's perplexity bucket cut-offs too (MODEL/ppl_cutoffs.json). MODEL, DATA and OUT
+    may be on an object store (the model's files and shards are copied down first)."""
+    from corpusforge.io import fs, staging
     from corpusforge.io.writers import write_json
+    from corpusforge.rules_files import sha256_file
     from corpusforge.train.trainer import pick_device
 
-    run = Run(model_dir, device=pick_device(device))
+    with staging.local_tree(model_dir, RUN_FILES) as local:
+        run = Run(local, device=pick_device(device), name=model_dir)
+        model_sha = sha256_file(os.path.join(local, "model.pt")) if write_cutoffs else None
     docs = heldout_docs(run, data, text_field)
-    res = ppl(run.model, docs, run.eod, run.device) | {"model": os.path.abspath(model_dir), "data": os.path.abspath(data)}
-    write_json(out or os.path.join(model_dir, "eval_ppl.json"), res)
+    res = ppl(run.model, docs, run.eod, run.device) | {"model": staging.absolute(model_dir), "data": staging.absolute(data)}
+    write_json(out or fs.join(model_dir, "eval_ppl.json"), res)
     if write_cutoffs:
-        from corpusforge.rules_files import sha256_file
         from corpusforge.train import charlm
 
         nll, cnt = doc_nll(run.model, docs, run.eod, run.device)
-        write_json(os.path.join(model_dir, "ppl_cutoffs.json"),
+        write_json(fs.join(model_dir, "ppl_cutoffs.json"),
                    {"kind": "ppl_cutoffs", "cutoffs": charlm.cutoffs(np.exp(nll / np.maximum(cnt, 1))),
-                    "percentiles": list(charlm.BUCKET_PERCENTILES), "reference": os.path.abspath(data),
-                    "reference_docs": len(docs), "model_sha256": sha256_file(os.path.join(model_dir, "model.pt"))})
+                    "percentiles": list(charlm.BUCKET_PERCENTILES), "reference": staging.absolute(data),
+                    "reference_docs": len(docs), "model_sha256": model_sha})
     return res

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import outputs, overlap
+from corpusforge.io import overlap, staging
 from corpusforge.io.writers import TMP_MARK, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
 from corpusforge.train import require_torch
@@ -91,8 +91,9 @@ def train(a: TrainArgs) -> dict:
     if a.steps < 1 or a.batch_size < 1:
         raise CorpusforgeError("bad_config", "--steps and --batch-size must be >= 1")
     overlap.check_no_overlap(a.out, [a.data])
-    with outputs.claim(a.out, "train", overwrite=a.overwrite, resume=a.resume):
-        return _train(a)
+    # on an object store OUT is built in a local folder and uploaded at each checkpoint, model.pt last
+    with staging.output_dir(a.out, "train", overwrite=a.overwrite, resume=a.resume, last=("model.pt",)) as (out, sync):
+        return _train(a, out, sync)
 
 
 class _State:
@@ -144,47 +145,48 @@ class _State:
             os.unlink(log_path)
 
 
-def _train(a: TrainArgs) -> dict:
+def _train(a: TrainArgs, out: str, sync) -> dict:
     from corpusforge.train.model import param_count
 
     a.warmup = min(200, max(1, a.steps // 10)) if a.warmup is None else a.warmup
     a.checkpoint_every = a.checkpoint_every or a.eval_every
     device = pick_device(a.device)
-    ckpt_path, log_path = os.path.join(a.out, "checkpoint.pt"), os.path.join(a.out, "log.jsonl")
-    for name in os.listdir(a.out):  # temp files of a killed write (OUT is ours and locked)
-        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(a.out, name)):
-            os.unlink(os.path.join(a.out, name))
-    cfg, data, val_docs, tok_src = _load_data(a)
-    st = _State(a, cfg, device, {k: getattr(a, k) for k in _RESUME_KEYS} | {"data_sha256": _shards_key(a.data)})
+    ckpt_path, log_path = os.path.join(out, "checkpoint.pt"), os.path.join(out, "log.jsonl")
+    for name in os.listdir(out):  # temp files of a killed write (OUT is ours and locked)
+        if name.startswith(TMP_MARK) and os.path.isfile(os.path.join(out, name)):
+            os.unlink(os.path.join(out, name))
+    data_dir = staging.local_shards(a.data)  # memory-mapping needs local files
+    cfg, data, val_docs, tok_src = _load_data(a, data_dir)
+    st = _State(a, cfg, device, {k: getattr(a, k) for k in _RESUME_KEYS} | {"data_sha256": _shards_key(data_dir)})
     st.restore(ckpt_path, log_path)
-    shutil.copyfile(tok_src, os.path.join(a.out, "tokenizer.json"))
-    write_json(os.path.join(a.out, "config.json"), {
+    shutil.copyfile(tok_src, os.path.join(out, "tokenizer.json"))
+    write_json(os.path.join(out, "config.json"), {
         "model": cfg.to_dict(), "params": param_count(cfg),
         "train": {k: v for k, v in asdict(a).items() if k not in ("resume", "overwrite", "stop_at", "progress")},
-        "eod_id": data.eod_id, "data": {"dir": os.path.abspath(a.data), "sha256": st.key["data_sha256"],
+        "eod_id": data.eod_id, "data": {"dir": staging.absolute(a.data), "sha256": st.key["data_sha256"],
                                         "train_docs": len(data.train_docs), "val_docs": len(data.val_docs),
                                         "train_tokens": data.train_tokens},
         "tokenizer_sha256": sha256_file(tok_src), "device": device})
-    result = _loop(st, data, val_docs, cfg.seq_len, ckpt_path, log_path)
+    result = _loop(st, data, val_docs, cfg.seq_len, ckpt_path, log_path, sync)
     if st.step >= a.steps:
-        with atomic_file(os.path.join(a.out, "model.pt")) as f:
+        with atomic_file(os.path.join(out, "model.pt")) as f:
             require_torch().save(st.model.state_dict(), f)
     return result
 
 
-def _load_data(a: TrainArgs):
+def _load_data(a: TrainArgs, data_dir: str):
     """(model config, shard data, the fixed validation slice, the shards' tokenizer path)."""
     from corpusforge.sample.shards import load_manifest
     from corpusforge.sample.tokenizer import load as load_tokenizer
     from corpusforge.train.data import ShardData
     from corpusforge.train.model import get_config
 
-    manifest = load_manifest(a.data)
-    tok_src = os.path.join(a.data, (manifest.get("tokenizer") or {}).get("path", "tokenizer.json"))
+    manifest = load_manifest(data_dir)
+    tok_src = os.path.join(data_dir, (manifest.get("tokenizer") or {}).get("path", "tokenizer.json"))
     vocab = load_tokenizer(tok_src).get_vocab_size(with_added_tokens=True)
     cfg = get_config(a.config, vocab_size=vocab, seq_len=a.seq_len)
     a.seq_len = cfg.seq_len
-    data = ShardData(a.data, cfg.seq_len, a.seed, a.val_frac)
+    data = ShardData(data_dir, cfg.seq_len, a.seed, a.val_frac)
     val_docs, n = [], 0
     for d in data.val_token_docs():  # a fixed slice of the validation documents keeps eval cheap
         if n >= a.eval_tokens:
@@ -194,8 +196,9 @@ def _load_data(a: TrainArgs):
     return cfg, data, val_docs, tok_src
 
 
-def _loop(st: _State, data, val_docs: list, seq_len: int, ckpt_path: str, log_path: str) -> dict:
-    """Steps until --steps (or --stop-at): log rows, evals every eval_every, checkpoints every checkpoint_every."""
+def _loop(st: _State, data, val_docs: list, seq_len: int, ckpt_path: str, log_path: str, sync) -> dict:
+    """Steps until --steps (or --stop-at): log rows, evals every eval_every, checkpoints every checkpoint_every
+    (each followed by sync(), the upload of OUT when it is on an object store)."""
     torch = require_torch()
     from tqdm import tqdm
 
@@ -236,6 +239,7 @@ def _loop(st: _State, data, val_docs: list, seq_len: int, ckpt_path: str, log_pa
             log.flush()
             if st.step % a.checkpoint_every == 0 or st.step == last:
                 st.save(ckpt_path)
+                sync()
             side += time.perf_counter() - ts
             rate = (st.tokens - tok0) / max(time.perf_counter() - t0 - side, 1e-9)
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{rate:,.0f}",

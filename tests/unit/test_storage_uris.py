@@ -60,7 +60,7 @@ def test_uri_output_overlap(out, inp, clash):
 def test_commands_on_local_paths_refuse_a_uri_in_one_line(capsys):
     from corpusforge.cli import main
 
-    assert main(["report", "s3://b/run", "--out", "r.html"]) == 2
+    assert main(["quality-eval", "qe.yaml", "--out", "s3://b/qe"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("corpusforge: error: unsupported_storage: report reads and writes local paths only, not s3://b/run")
+    assert err.startswith("corpusforge: error: unsupported_storage: quality-eval reads and writes local paths only, not s3://b/qe")
     assert len(err.strip().splitlines()) == 1
