@@ -17,7 +17,18 @@ def rules_root():
 
 
 def resolve(path: str) -> str:
-    """A user path if it exists, else a path relative to the bundled rules/ directory."""
+    """A user path if it exists, a local copy of an object (s3://, gs://...), else a path relative to the
+    bundled rules/ directory."""
+    from corpusforge.io import fs
+
+    if fs.is_remote(path):
+        from corpusforge.io import store
+        from corpusforge.io.staging import cached_file
+
+        local = cached_file(path)
+        if store.isfile(path + ".json"):  # a model's sidecar (kind, sha256, max_chars) travels with it
+            cached_file(path + ".json")
+        return local
     if os.path.exists(path):
         return os.path.abspath(path)
     bundled = rules_root().joinpath(path)

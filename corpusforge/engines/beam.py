@@ -10,8 +10,10 @@
 * Counts come from the committed part markers and files, never from Beam metrics.
 
 Runner options come from `engine.options` (or `pipelines/beam_run.py` argv): the default is the
-DirectRunner in multi-processing mode with `workers` processes. On Dataflow, Flink or Spark runners the
-output folder must be a filesystem every worker mounts at the same path (see docs/engines.md).
+DirectRunner in multi-processing mode with `workers` processes. With another runner (Dataflow, Flink) or
+`run.scratch` set, the engine is distributed: global stages read the staged parts where they are and put
+their intermediates under the scratch location (a gs:// or s3:// prefix the workers reach through Beam's
+filesystems), never on the driver's disk (docs/storage.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -29,7 +30,7 @@ from corpusforge import driver, parttask
 from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.primitives import aggregate_schema, check_aggs, conform, join_schema, two_phase
 from corpusforge.errors import CorpusforgeError
-from corpusforge.io import store
+from corpusforge.io import fs, store
 from corpusforge.runner import Plan, resume_key, stable_hash
 
 
@@ -163,11 +164,12 @@ class BeamPrimitives(LocalPrimitives):
         from apache_beam.io import parquetio
 
         d = self._dir(name)
-        prefix = os.path.join(d, "part")
+        prefix = fs.join(d, "part")
         with beam.Pipeline(options=self.options) as p:
             tables = build(p)
             tables | "write" >> parquetio.WriteToParquetBatched(prefix, schema, file_name_suffix=".parquet")
-        return self.dataset(sorted(glob.glob(prefix + "*.parquet")), schema)
+        written = fs.glob(prefix + "*.parquet") if fs.is_remote(prefix) else glob.glob(prefix + "*.parquet")
+        return self.dataset(sorted(written), schema)
 
     def _source(self, p, ds, label: str):
         beam = _beam()
@@ -236,8 +238,8 @@ class BeamExecutor(driver.Executor):
 
     name = "beam"
 
-    def __init__(self, opts, step_opts, plan_key: str):
-        self.opts, self.step_opts, self.plan_key = opts, step_opts, plan_key
+    def __init__(self, opts, step_opts, plan_key: str, distributed: bool = False):
+        self.opts, self.step_opts, self.plan_key, self.distributed = opts, step_opts, plan_key, distributed
 
     def execute(self, plan: Plan, tasks: list, workers: int, bar, on_progress, timings: dict) -> None:
         if not tasks:
@@ -254,12 +256,24 @@ class BeamExecutor(driver.Executor):
             bar.update(len(tasks))
 
     def primitives(self, plan: Plan, work: str, scratch: str, workers: int):
-        # intermediates on the driver's disk: right for the DirectRunner, not for Dataflow (docs/storage.md)
-        return BeamPrimitives(scratch, self.step_opts), None
+        return BeamPrimitives(scratch, _with_s3(self.step_opts) if self.distributed else self.step_opts), None
+
+
+def _with_s3(opts):
+    """Beam's S3 filesystem (boto3) gets the endpoint and keys of the storage options, so it reaches the
+    same store as the storage layer; AWS_* variables and ~/.aws reach boto3 themselves."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    names = {"endpoint": "s3_endpoint_url", "region": "s3_region_name", "access_key": "s3_access_key_id",
+             "secret_key": "s3_secret_access_key", "session_token": "s3_session_token"}
+    extra = {b: str(fs.options()[k]) for k, b in names.items() if fs.options().get(k)}
+    return PipelineOptions.from_dictionary(opts.get_all_options(drop_default=True) | extra) if extra else opts
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,
         options=None) -> dict:
     opts, step_opts = pipeline_options(options if options is not None else plan.config.engine.options, workers)
-    return driver.run(plan, BeamExecutor(opts, step_opts, stable_hash(resume_key(plan))), workers, resume=resume,
-                      overwrite=overwrite, progress=progress)
+    runner = opts.get_all_options().get("runner") or "DirectRunner"
+    distributed = bool(plan.config.run.scratch) or runner.rsplit(".", 1)[-1] not in ("DirectRunner", "direct")
+    return driver.run(plan, BeamExecutor(opts, step_opts, stable_hash(resume_key(plan)), distributed), workers,
+                      resume=resume, overwrite=overwrite, progress=progress)

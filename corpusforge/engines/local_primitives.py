@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from corpusforge.io import fs, store
 from corpusforge.primitives import Primitives, aggregate_schema, check_aggs, conform, final_aggregate, join_schema, partition_of, two_phase
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Dataset:
     schema: pa.Schema
 
     def rows(self) -> int:
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
+        return sum(_file(p).metadata.num_rows for p in self.paths)
 
 
 class SpillSink:
@@ -31,8 +31,11 @@ class SpillSink:
     recomputed from scratch, so paying for durability here would buy nothing."""
 
     def __init__(self, path: str, schema: pa.Schema):
-        self.path, self.schema, self.rows = path, schema, 0
-        self._w = pq.ParquetWriter(path, schema, compression="lz4")
+        self.path, self.schema, self.rows, self._stream = path, schema, 0, None
+        if fs.is_remote(path):  # a scratch prefix on a store (Beam with run.scratch): one object, complete on close
+            f, inner = fs.resolve(path)
+            self._stream = f.open_output_stream(inner, compression=None)
+        self._w = pq.ParquetWriter(self._stream or path, schema, compression="lz4")
 
     def write(self, t: pa.Table | pa.RecordBatch) -> None:
         if t.num_rows:
@@ -44,18 +47,28 @@ class SpillSink:
 
     def commit(self) -> None:
         self._w.close()
+        if self._stream is not None:  # ParquetWriter leaves a stream it was given open
+            self._stream.close()
 
     def abort(self) -> None:
-        self._w.close()
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+        self.commit()
+        if store.exists(self.path):
+            store.delete(self.path)
+
+
+def _file(p: str) -> pq.ParquetFile:
+    return pq.ParquetFile(store.source(p))
+
+
+def _table(p: str, columns: list[str]) -> pa.Table:
+    return pq.read_table(store.source(p), columns=columns)
 
 
 def _map_file(args) -> tuple[str, int]:
     src, columns, dst, fn, schema, batch_rows = args
     sink = SpillSink(dst, schema)
     try:
-        for b in pq.ParquetFile(src).iter_batches(batch_size=batch_rows, columns=columns):
+        for b in _file(src).iter_batches(batch_size=batch_rows, columns=columns):
             sink.write(conform(fn(b), schema))
         sink.commit()
     except BaseException:
@@ -73,19 +86,19 @@ class LocalPrimitives(Primitives):
         self.workdir, self.workers, self.batch_rows = workdir, workers, batch_rows
         self.partition_rows, self.partition_bytes = partition_rows, partition_bytes
         self.components_rows = partition_rows  # one in-memory union-find holds at most one partition
-        os.makedirs(workdir, exist_ok=True)
+        store.makedirs(workdir)
         self._seq = 0
 
     def _dir(self, name: str) -> str:
         self._seq += 1
-        d = os.path.join(self.workdir, f"{self._seq:03d}-{name}")
-        os.makedirs(d, exist_ok=True)
+        d = fs.join(self.workdir, f"{self._seq:03d}-{name}")
+        store.makedirs(d)
         return d
 
     # -- IO
     def from_table(self, table: pa.Table, name: str) -> Dataset:
         d = self._dir(name)
-        p = os.path.join(d, "part-00000.parquet")
+        p = fs.join(d, "part-00000.parquet")
         s = SpillSink(p, table.schema)
         s.write(table)
         s.commit()
@@ -94,7 +107,7 @@ class LocalPrimitives(Primitives):
     def dataset(self, paths: Iterable[str], schema: pa.Schema | None = None) -> Dataset:
         paths = tuple(paths)
         if schema is None:
-            schema = pq.read_schema(paths[0]) if paths else pa.schema([])
+            schema = _file(paths[0]).schema_arrow if paths else pa.schema([])
         return Dataset(paths, schema)
 
     def select(self, ds: Dataset, columns: list[str]) -> Dataset:
@@ -102,7 +115,7 @@ class LocalPrimitives(Primitives):
 
     def read(self, ds: Dataset) -> Iterator[pa.RecordBatch]:
         for p in ds.paths:
-            yield from pq.ParquetFile(p).iter_batches(batch_size=self.batch_rows, columns=ds.schema.names)
+            yield from _file(p).iter_batches(batch_size=self.batch_rows, columns=ds.schema.names)
 
     def read_table(self, ds: Dataset) -> pa.Table:
         return pa.Table.from_batches(list(self.read(ds)), schema=ds.schema)
@@ -113,7 +126,7 @@ class LocalPrimitives(Primitives):
     # -- map
     def map_batches(self, ds: Dataset, fn: Callable, schema: pa.Schema, name: str) -> Dataset:
         d = self._dir(name)
-        jobs = [(src, ds.schema.names, os.path.join(d, f"part-{i:05d}.parquet"), fn, schema, self.batch_rows)
+        jobs = [(src, ds.schema.names, fs.join(d, f"part-{i:05d}.parquet"), fn, schema, self.batch_rows)
                 for i, src in enumerate(ds.paths)]
         if self.workers > 1 and len(jobs) > 1:
             import multiprocessing as mp
@@ -127,8 +140,8 @@ class LocalPrimitives(Primitives):
     # -- shuffle: hash-partition rows by key into nparts spill files (bounded buffers)
     def _nparts(self, *dss: Dataset) -> int:
         rows = sum(d.rows() for d in dss)
-        size = sum(pq.ParquetFile(p).metadata.row_group(i).total_byte_size
-                   for d in dss for p in d.paths for i in range(pq.ParquetFile(p).metadata.num_row_groups))
+        metas = [_file(p).metadata for d in dss for p in d.paths]
+        size = sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
         return max(1, math.ceil(rows / self.partition_rows), math.ceil(size / self.partition_bytes))
 
     def partition_by_value(self, ds: Dataset, col: str, nparts: int, name: str) -> list[list[str]]:
@@ -150,7 +163,7 @@ class LocalPrimitives(Primitives):
             nonlocal buffered, buffered_bytes
             for k in range(nparts):
                 if buf[k]:
-                    p = os.path.join(d, f"p{k:05d}-{len(files[k]):05d}.parquet")
+                    p = fs.join(d, f"p{k:05d}-{len(files[k]):05d}.parquet")
                     s = SpillSink(p, schema)
                     s.write(pa.concat_tables(buf[k]))
                     s.commit()
@@ -181,7 +194,7 @@ class LocalPrimitives(Primitives):
         return files
 
     def _read_files(self, paths: list[str], schema: pa.Schema) -> pa.Table:
-        return pa.concat_tables([pq.read_table(p, columns=schema.names) for p in paths]) if paths else schema.empty_table()
+        return pa.concat_tables([_table(p, schema.names) for p in paths]) if paths else schema.empty_table()
 
     # -- combine per key
     def combine(self, ds: Dataset, keys: list[str], aggs: list[tuple[str, str, str]], name: str) -> Dataset:
@@ -202,7 +215,7 @@ class LocalPrimitives(Primitives):
             g = final_aggregate(self._read_files(files, pre_schema), keys, final, [o for _, _, o in aggs])
             if not out_fields[len(keys):]:
                 out_fields += [g.schema.field(o) for _, _, o in aggs]
-            p = os.path.join(d, f"part-{k:05d}.parquet")
+            p = fs.join(d, f"part-{k:05d}.parquet")
             s = SpillSink(p, g.schema)
             s.write(g)
             s.commit()
@@ -220,14 +233,14 @@ class LocalPrimitives(Primitives):
         # the partition file by file, then join each file with the (one row per key) aggregates. A hot key never
         # holds more than one file in memory.
         for k, files in enumerate(self._shuffle(ds, keys, self._nparts(ds), name + "-shuffle")):
-            parts = [pq.read_table(f, columns=ds.schema.names).group_by(keys, use_threads=False).aggregate(partial)
+            parts = [_table(f, ds.schema.names).group_by(keys, use_threads=False).aggregate(partial)
                      .select(keys + names) for f in files]
-            p = os.path.join(d, f"part-{k:05d}.parquet")
+            p = fs.join(d, f"part-{k:05d}.parquet")
             s = SpillSink(p, out_schema)
             if parts:
                 g = final_aggregate(pa.concat_tables(parts), keys, final, agg_schema.names[len(keys):])
                 for f in files:
-                    t = pq.read_table(f, columns=ds.schema.names)
+                    t = _table(f, ds.schema.names)
                     s.write(t.join(g, keys=keys, join_type="inner", use_threads=False).select(out_schema.names).cast(out_schema))
             s.commit()
             paths.append(p)
@@ -249,7 +262,7 @@ class LocalPrimitives(Primitives):
             j = lt.join(rt, keys=on, join_type="inner", use_threads=False) if lt.num_rows and rt.num_rows \
                 else out_schema.empty_table()
             j = j.select(out_schema.names).cast(out_schema)
-            p = os.path.join(d, f"part-{k:05d}.parquet")
+            p = fs.join(d, f"part-{k:05d}.parquet")
             s = SpillSink(p, out_schema)
             s.write(j)
             s.commit()
@@ -262,7 +275,7 @@ class LocalPrimitives(Primitives):
         small = self._read_files(list(left.paths if left_small else right.paths), left.schema if left_small else right.schema)
         big = right if left_small else left
         d = self._dir(name)
-        p = os.path.join(d, "part-00000.parquet")
+        p = fs.join(d, "part-00000.parquet")
         s = SpillSink(p, out_schema)
         if small.num_rows:
             for t in self._chunks(big):

@@ -61,6 +61,34 @@ def local_tree(d: str, names: tuple[str, ...] | None = None) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cached_file(path: str) -> str:
+    """A rule or model file on a store as a local file (fastText and torch load from paths), in
+    CACHE/files/<sha256 of its folder's URI>/ so a model's sidecar lands beside it; each process of a run
+    reuses one download while the object keeps its size and mtime. The manifest's sha256 is the copy's."""
+    size, mtime = fs.stat(path)
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    d = os.path.join(cache_root(), "files", hashlib.sha256(parent.encode()).hexdigest())
+    dest, stamp = os.path.join(d, name), os.path.join(d, f".{name}.stamp")
+    want = f"{size} {mtime}"
+    try:
+        with open(stamp, encoding="utf-8") as f:
+            if f.read() == want and os.path.getsize(dest) == size:
+                return dest
+    except OSError:
+        pass
+    os.makedirs(d, exist_ok=True)
+    for target, write in ((dest, lambda t: store.download(path, t)), (stamp, lambda t: _write_text(t, want))):
+        tmp = os.path.join(d, f"{TMP_MARK}{os.getpid()}-{os.path.basename(target)}")
+        write(tmp)
+        os.replace(tmp, target)  # readers see the old file or the new one, whole
+    return dest
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def _copy_checked(src: str, dest: str, sha256: str | None) -> None:
     h = hashlib.sha256()
     with fs.open_read(src) as f, open(dest, "wb") as o:

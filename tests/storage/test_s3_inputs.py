@@ -120,3 +120,33 @@ def test_missing_objects_and_unknown_schemes_are_one_line_errors(s3, bucket, tmp
         make_plan(load_config(str(bad)))
     assert e.value.code == "bad_path" and "ftp://" in str(e.value)
     shutil.rmtree(tmp_path / "b", ignore_errors=True)
+
+
+def test_rule_and_model_files_on_s3_give_the_local_result(s3, bucket, corpus, tmp_path, monkeypatch):
+    """Threshold, word-list and fastText model files named by s3:// URIs: copied once into the local
+    cache, hashed into the manifest as the bundled files are, and the output is the same."""
+    from corpusforge.rules_files import resolve
+
+    monkeypatch.setenv("CORPUSFORGE_CACHE", str(tmp_path / "cache"))
+    files = {"thresholds": "thresholds/pangu.yaml", "nav_terms": "nav/nav_terms.txt", "model": "models/spam_fasttext.bin"}
+    for rel in [*files.values(), files["model"] + ".json"]:  # the model's sidecar beside it
+        put(s3, f"{bucket}/rules/{rel}", Path(resolve(rel)).read_bytes())
+
+    def run(out: str, where) -> dict:
+        cfg_path = corpus["cfg"](out, name=f"{out.rsplit('/', 1)[-1]}.yaml")
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        cfg["stages"] = [{"use": "clean"},
+                         {"use": "pangu_rules", "with": {"thresholds": where(files["thresholds"]),
+                                                         "nav_terms": where(files["nav_terms"])}},
+                         {"use": "spam_fasttext", "with": {"model": where(files["model"])}}]
+        cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        plan = make_plan(load_config(str(cfg_path)))
+        engines.run(plan, "local", workers=2, progress=False)
+        return plan.rule_hashes
+
+    local_hashes = run(str(tmp_path / "bundled"), lambda rel: rel)
+    s3_hashes = run(str(tmp_path / "from_s3"), lambda rel: f"s3://{bucket}/rules/{rel}")
+    assert s3_hashes == local_hashes and len(local_hashes) >= 3
+    assert committed_outputs(tmp_path / "from_s3") == committed_outputs(tmp_path / "bundled")
+    cached = sorted(p.name for p in (tmp_path / "cache" / "files").rglob("*") if p.is_file() and p.suffix != ".stamp")
+    assert cached == sorted([Path(rel).name for rel in files.values()] + ["spam_fasttext.bin.json"])  # one copy each

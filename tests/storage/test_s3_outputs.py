@@ -107,3 +107,30 @@ def test_sigkill_then_resume_and_overwrite_on_s3_are_byte_identical(s3, bucket, 
     assert r.returncode == 0, r.stderr
     again = download(s3, out[len("s3://"):], tmp_path / "again")
     assert committed_outputs(again) == committed_outputs(corpus["ref"])
+
+
+def test_beam_global_stages_put_intermediates_under_run_scratch_on_s3(s3, bucket, corpus, tmp_path, monkeypatch, capfd):
+    """Beam with run.scratch (what Dataflow needs: no worker sees the driver's disk): the dedup stages'
+    intermediates are objects under the scratch prefix, not files on the driver; the output is the same."""
+    import yaml
+
+    from corpusforge.engines.beam import BeamPrimitives
+
+    seen: list[str] = []
+    original = BeamPrimitives.dataset
+    monkeypatch.setattr(BeamPrimitives, "dataset", lambda self, paths, schema=None: (
+        seen.extend(paths := tuple(paths)), original(self, paths, schema))[1])
+    out, scratch = f"s3://{bucket}/runs/beam-scratch", f"s3://{bucket}/scratch"
+    cfg_path = corpus["cfg"](out)
+    cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    cfg["run"]["scratch"] = scratch
+    cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    engines.run(make_plan(load_config(str(cfg_path))), "beam", workers=2, progress=False)
+    got = download(s3, out[len("s3://"):], tmp_path / "got")
+    assert committed_outputs(got) == committed_outputs(corpus["ref"])
+    assert_audit_ok(got)
+    written = [p for p in seen if not p.startswith(f"{out}/")]  # the staged parts are read in place
+    assert written and all(p.startswith(f"{scratch}/corpusforge-") for p in written), written[:5]
+    assert not list(download(s3, f"{bucket}/scratch", tmp_path / "scratch").rglob("*"))  # deleted after each stage
+    cap = capfd.readouterr()
+    assert "intermediates under s3://" in cap.err and SECRET not in cap.out + cap.err
