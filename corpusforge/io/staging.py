@@ -29,18 +29,34 @@ def cache_root() -> str:
 
 
 @contextmanager
+def _temp_folder(prefix: str) -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _download_below(d: str, local: str, keep: Callable[[str], bool]) -> None:
+    for rel in store.files_below(d):
+        if keep(rel):
+            os.makedirs(os.path.dirname(os.path.join(local, rel)), exist_ok=True)
+            store.download(fs.join(d, rel), os.path.join(local, rel))
+
+
+@contextmanager
 def local_file(path: str) -> Iterator[str]:
     """A readable local file holding PATH's bytes: PATH itself, or a temporary download of the object."""
     if not fs.is_remote(path):
         yield path
         return
-    d = tempfile.mkdtemp(prefix="cf-in-")
-    try:
-        local = os.path.join(d, path.rstrip("/").rsplit("/", 1)[-1])
-        store.download(path, local)
-        yield local
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with _temp_folder("cf-in-") as d:
+        store.download(path, os.path.join(d, _basename(path)))
+        yield os.path.join(d, _basename(path))
 
 
 @contextmanager
@@ -50,15 +66,9 @@ def local_tree(d: str, names: tuple[str, ...] | None = None) -> Iterator[str]:
     if not fs.is_remote(d):
         yield d
         return
-    tmp = tempfile.mkdtemp(prefix="cf-in-")
-    try:
-        for rel in store.files_below(d):
-            if names is None or rel in names:
-                os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-                store.download(fs.join(d, rel), os.path.join(tmp, rel))
+    with _temp_folder("cf-in-") as tmp:
+        _download_below(d, tmp, lambda rel: names is None or rel in names)
         yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cached_file(path: str) -> str:
@@ -154,10 +164,7 @@ class _Uploader:
 
     def pull(self) -> None:
         """The stored output into the staging folder (--resume), less the marker and lease."""
-        for rel in store.files_below(self.out):
-            if rel not in (outputs.MARKER, outputs.LOCK):
-                os.makedirs(os.path.dirname(os.path.join(self.local, rel)), exist_ok=True)
-                store.download(fs.join(self.out, rel), os.path.join(self.local, rel))
+        _download_below(self.out, self.local, lambda rel: rel not in (outputs.MARKER, outputs.LOCK))
         self.seen = self._files()
 
     def sync(self) -> None:
@@ -178,15 +185,12 @@ def output_dir(out: str, kind: str, overwrite: bool = False, resume: bool = Fals
         if not fs.is_remote(out):
             yield os.path.abspath(out), lambda: None
             return
-        tmp = tempfile.mkdtemp(prefix="cf-out-")
-        try:
+        with _temp_folder("cf-out-") as tmp:
             up = _Uploader(tmp, out, last)
             if resume:
                 up.pull()
             yield tmp, up.sync
             up.sync()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
@@ -196,13 +200,10 @@ def output_file(path: str) -> Iterator[str]:
     if not fs.is_remote(path):
         yield path
         return
-    d = tempfile.mkdtemp(prefix="cf-out-")
-    try:
-        local = os.path.join(d, path.rstrip("/").rsplit("/", 1)[-1])
+    with _temp_folder("cf-out-") as d:
+        local = os.path.join(d, _basename(path))
         yield local
         store.upload(local, path)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def absolute(path: str) -> str:
