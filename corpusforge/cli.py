@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("corpusforge: interrupted (committed parts are kept; rerun with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `corpusforge stages | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             raise

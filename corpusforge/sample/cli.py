@@ -14,6 +14,7 @@ def _cmd_tokenizer_train(args) -> int:
         T.check_replace(args.out)  # before the (long) training, not after it; train_on checks the spool file
     with staging.output_file(args.out) as out:
         r = T.train_on(args.inputs, args.vocab_size, out, args.min_frequency, args.holdout, args.text_field)
+    T.write_hf_files(T.folder_of(args.out))
     print(T.describe(args.out, r))
     return 0
 
@@ -77,7 +78,8 @@ def add_cli(sub) -> None:
     tr.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="corpusforge run directories (their kept/*.parquet), or .parquet/.jsonl(.gz/.zst)/.txt files or globs")
     tr.add_argument("--vocab-size", type=int, default=40000, help="vocabulary size incl. specials (default 40000, as PanGu-α)")
-    tr.add_argument("--out", required=True, metavar="TOK.json", help="where to write tokenizer.json")
+    tr.add_argument("--out", required=True, metavar="TOK.json", help="where to write tokenizer.json; tokenizer_config.json "
+                    "and special_tokens_map.json (eos/bos <eod>, pad <pad>) go beside it, for transformers' AutoTokenizer")
     tr.add_argument("--min-frequency", type=int, default=2, help="merges need a pair seen this often (default 2)")
     tr.add_argument("--holdout", type=float, default=0.05, help="fraction of documents held out for evaluation (default 0.05)")
     tr.add_argument("--text-field", default="text", help="text field of .jsonl/.parquet inputs (default text)")

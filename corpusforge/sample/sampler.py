@@ -34,6 +34,7 @@ from corpusforge.sample import shards as S
 from corpusforge.sample.docs import tasks_for
 from corpusforge.sample.mix import Mixture, targets
 from corpusforge.sample.spill import tokenize_all
+from corpusforge.sample.tokenizer import write_hf_files
 from corpusforge.stages.tokenize import TOKENS, TokenizeParams
 from corpusforge.schema import QUARANTINE_SCHEMA
 
@@ -289,6 +290,7 @@ def _commit(out: str, work: str, mix: Mixture, tok_path: str, tok_entry: dict, m
         sink.commit()
     with atomic_file(os.path.join(out, S.TOKENIZER)) as f, open(os.path.join(work, S.TOKENIZER), "rb") as src:
         shutil.copyfileobj(src, f)
+    write_hf_files(out, mix.seq_len)  # AutoTokenizer.from_pretrained(shard dir) works
     resolved = mix.model_dump(mode="json")
     resolved["tokenizer"] = staging.absolute(tok_path)
     resolved["total_tokens"] = budget

@@ -12,6 +12,12 @@ from corpusforge.errors import CorpusforgeError
 EOD = "<eod>"
 PAD = "<pad>"
 SPECIAL_TOKENS = [EOD, PAD]
+# What transformers' AutoTokenizer.from_pretrained(DIR) reads beside DIR/tokenizer.json to know the special
+# tokens. <eod> ends every document (Megatron's convention) and is eos; it is bos too, as GPT-2's
+# <|endoftext|> is both. No unk: byte-level BPE encodes every byte.
+TOKENIZER_JSON, HF_CONFIG, HF_SPECIALS = "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"
+HF_SPECIAL_TOKENS = {"bos_token": EOD, "eos_token": EOD, "pad_token": PAD}
+_HF_SIGNATURES = (b'"PreTrainedTokenizerFast"', b'"<eod>"')
 
 
 def load(path: str):
@@ -42,14 +48,40 @@ def held_out(doc_id: str, fraction: float) -> bool:
 
 
 def check_replace(out: str) -> None:
-    """An existing --out is replaced only if it is a corpusforge tokenizer (byte-level BPE with our specials)."""
+    """An existing --out is replaced only if it is a corpusforge tokenizer (byte-level BPE with our specials),
+    and the Hugging Face files beside it only if corpusforge wrote them."""
+    from corpusforge.io import fs
     from corpusforge.io.outputs import replace_file_check
 
     replace_file_check(out, (f'"{EOD}"'.encode(), f'"{PAD}"'.encode(), b'"ByteLevel"'), "tokenizer")
+    for name in (HF_CONFIG, HF_SPECIALS):
+        replace_file_check(fs.join(folder_of(out), name), _HF_SIGNATURES[1:] if name == HF_SPECIALS else _HF_SIGNATURES,
+                           "tokenizer config")
+
+
+def folder_of(path: str) -> str:
+    from corpusforge.io import fs
+
+    return path.rstrip("/").rsplit("/", 1)[0] if fs.is_remote(path) else os.path.dirname(os.path.abspath(path))
+
+
+def write_hf_files(folder: str, model_max_length: int | None = None) -> None:
+    """tokenizer_config.json and special_tokens_map.json into FOLDER (which holds tokenizer.json), so
+    AutoTokenizer.from_pretrained(FOLDER) knows eos/bos (<eod>) and pad (<pad>); model_max_length is the
+    sequence length where one is known (the sampler's seq_len, the trainer's)."""
+    from corpusforge.io import fs
+    from corpusforge.io.writers import write_json
+
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", **HF_SPECIAL_TOKENS, "unk_token": None,
+              "clean_up_tokenization_spaces": False}
+    if model_max_length:
+        config["model_max_length"] = int(model_max_length)
+    write_json(fs.join(folder, HF_CONFIG), config)
+    write_json(fs.join(folder, HF_SPECIALS), HF_SPECIAL_TOKENS)
 
 
 def train(texts: Iterable[str], vocab_size: int, out: str, min_frequency: int = 2) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     from corpusforge.io.writers import atomic_file
 
@@ -61,6 +93,11 @@ def train(texts: Iterable[str], vocab_size: int, out: str, min_frequency: int = 
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    # HF's tokenizer(text) then ends a document with <eod>, as the sampler writes it; corpusforge's own
+    # encoders pass add_special_tokens=False and append it themselves
+    eod = tok.token_to_id(EOD)
+    tok.post_processor = processors.TemplateProcessing(single=f"$A {EOD}", pair=f"$A {EOD} $B:1 {EOD}:1",
+                                                       special_tokens=[(EOD, eod)])
     data = tok.to_str(pretty=True).encode("utf-8")
     check_replace(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -125,6 +162,8 @@ def train_on(inputs: list[str], vocab_size: int, out: str, min_frequency: int = 
 
 def describe(out: str, r: dict) -> str:
     line = f"tokenizer: {out} (vocab {r['vocab']}, trained on {r['trained']} documents)"
+    line += f"; {HF_CONFIG} and {HF_SPECIALS} beside it" + (
+        "" if out.rstrip("/").rsplit("/", 1)[-1] == TOKENIZER_JSON else f" (AutoTokenizer.from_pretrained(folder) wants the file named {TOKENIZER_JSON})")
     if (h := r["heldout"]) is not None:
         line += (f"\nheld-out: {h['docs']} documents, {h['chars']} chars, {h['tokens']} tokens, "
                  f"{h['chars_per_token']:.3f} chars/token, {h['roundtrip_failures']} round-trip failures")

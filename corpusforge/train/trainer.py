@@ -18,6 +18,7 @@ from corpusforge.errors import CorpusforgeError
 from corpusforge.io import overlap, staging
 from corpusforge.io.writers import TMP_MARK, atomic_file, write_json
 from corpusforge.rules_files import sha256_file
+from corpusforge.sample.tokenizer import write_hf_files
 from corpusforge.train import require_torch
 
 
@@ -160,6 +161,7 @@ def _train(a: TrainArgs, out: str, sync) -> dict:
     st = _State(a, cfg, device, {k: getattr(a, k) for k in _RESUME_KEYS} | {"data_sha256": _shards_key(data_dir)})
     st.restore(ckpt_path, log_path)
     shutil.copyfile(tok_src, os.path.join(out, "tokenizer.json"))
+    write_hf_files(out, cfg.seq_len)  # AutoTokenizer.from_pretrained(run dir) works
     write_json(os.path.join(out, "config.json"), {
         "model": cfg.to_dict(), "params": param_count(cfg),
         "train": {k: v for k, v in asdict(a).items() if k not in ("resume", "overwrite", "stop_at", "progress")},
