@@ -133,12 +133,16 @@ def local_shards(d: str) -> str:
     tok = m.get("tokenizer") or {}
     files = [(tok.get("path", "tokenizer.json"), tok.get("sha256"))]
     files += [(e[k], e[f"sha256_{k}"]) for e in m.get("shards", []) for k in ("bin", "idx")]
-    for name, sha in files:
-        if os.path.basename(name) != name:
-            raise CorpusforgeError("bad_shards", f"{fs.join(d, SHARDS_MANIFEST)}: unsafe file name {name!r}")
-        _copy_checked(fs.join(d, name), os.path.join(tmp, name), sha)
-    with open(os.path.join(tmp, SHARDS_MANIFEST), "wb") as f:
-        f.write(raw)
+    try:
+        for name, sha in files:
+            if os.path.basename(name) != name:
+                raise CorpusforgeError("bad_shards", f"{fs.join(d, SHARDS_MANIFEST)}: unsafe file name {name!r}")
+            _copy_checked(fs.join(d, name), os.path.join(tmp, name), sha)
+        with open(os.path.join(tmp, SHARDS_MANIFEST), "wb") as f:
+            f.write(raw)
+    except BaseException:  # a bad object or an interruption: no partial copy left in the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.replace(tmp, dest)  # shards.json present in dest means complete
     except OSError:  # another process finished the same copy first

@@ -8,6 +8,7 @@ import os
 from typing import Iterable, Iterator
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.sample.shards import TOKENIZER
 
 EOD = "<eod>"
 PAD = "<pad>"
@@ -15,7 +16,7 @@ SPECIAL_TOKENS = [EOD, PAD]
 # What transformers' AutoTokenizer.from_pretrained(DIR) reads beside DIR/tokenizer.json to know the special
 # tokens. <eod> ends every document (Megatron's convention) and is eos; it is bos too, as GPT-2's
 # <|endoftext|> is both. No unk: byte-level BPE encodes every byte.
-TOKENIZER_JSON, HF_CONFIG, HF_SPECIALS = "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"
+HF_CONFIG, HF_SPECIALS = "tokenizer_config.json", "special_tokens_map.json"
 HF_SPECIAL_TOKENS = {"bos_token": EOD, "eos_token": EOD, "pad_token": PAD}
 _HF_SIGNATURES = (b'"PreTrainedTokenizerFast"', b'"<eod>"')
 
@@ -163,7 +164,8 @@ def train_on(inputs: list[str], vocab_size: int, out: str, min_frequency: int = 
 def describe(out: str, r: dict) -> str:
     line = f"tokenizer: {out} (vocab {r['vocab']}, trained on {r['trained']} documents)"
     line += f"; {HF_CONFIG} and {HF_SPECIALS} beside it" + (
-        "" if out.rstrip("/").rsplit("/", 1)[-1] == TOKENIZER_JSON else f" (AutoTokenizer.from_pretrained(folder) wants the file named {TOKENIZER_JSON})")
+        "" if out.rstrip("/").rsplit("/", 1)[-1] == TOKENIZER
+        else f" (AutoTokenizer.from_pretrained(folder) wants the file named {TOKENIZER})")
     if (h := r["heldout"]) is not None:
         line += (f"\nheld-out: {h['docs']} documents, {h['chars']} chars, {h['tokens']} tokens, "
                  f"{h['chars_per_token']:.3f} chars/token, {h['roundtrip_failures']} round-trip failures")

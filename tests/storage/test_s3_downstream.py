@@ -109,7 +109,8 @@ def _listed(s3, prefix: str, name: str) -> bool:
     return s3["fs"].get_file_info(f"{prefix}/{name}").type == fs.FileType.File
 
 
-def test_shards_verify_names_the_broken_object(s3, bucket, corpus, tmp_path, capsys):
+def test_shards_verify_names_the_broken_object(s3, bucket, corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CORPUSFORGE_CACHE", str(tmp_path / "cache"))
     ref, b = corpus["ref"], f"s3://{bucket}"
     opt = ["--storage-opt", f"endpoint={s3['endpoint']}"]
     assert main(["tokenizer", "train", str(ref), "--vocab-size", "400", "--out", str(tmp_path / "tok.json")]) == 0
@@ -127,6 +128,7 @@ def test_shards_verify_names_the_broken_object(s3, bucket, corpus, tmp_path, cap
     # a trainer never copies a shard that fails its sha256
     assert _train(f"{b}/sh", str(tmp_path / "t"), *opt) == 2
     assert f"{b}/sh/{name}: sha256 differs" in capsys.readouterr().err
+    assert not list((tmp_path / "cache" / "shards").iterdir())  # no partial copy left behind
 
 
 def test_sample_refuses_a_user_prefix_and_leaves_it_untouched(s3, bucket, corpus, tmp_path, capsys):
