@@ -54,8 +54,9 @@ class InputConfig(_Strict):
 class StageConfig(_Strict):
     use: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-    # filters only: drop only documents of these sources; the others are scored and pass
-    # (GPT-3 applied its quality filter to Common Crawl alone, not to the curated sources)
+    # the stage changes or drops only documents of these sources (PanGu-α Table 2 scopes its steps by
+    # source): a map stage leaves the others as they are, a filter scores them and lets them pass, a
+    # global stage (dedup) does not see them
     sources: list[str] | None = None
 
 
@@ -114,7 +115,7 @@ class Config(_Strict):
         return self._stages
 
     def stage_sources(self) -> dict[str, tuple[str, ...]]:
-        """Filter stage name → the only sources it may drop from (the stages' `sources:`)."""
+        """Stage name → the only sources it may change or drop (the stages' `sources:`)."""
         return {lookup(sc.use).name: tuple(sc.sources) for sc in self.stages if sc.sources is not None}
 
     def _build_stages(self) -> list[Stage]:
@@ -131,8 +132,6 @@ class Config(_Strict):
             stage = cls(params)
             if sc.sources is not None:
                 known = {ic.source for ic in self.input}
-                if not issubclass(cls, FilterStage):
-                    raise CorpusforgeError("bad_config", f"stages.{i}.sources: only filter stages can be limited to sources")
                 if set(sc.sources) - known:
                     raise CorpusforgeError("bad_config", f"stages.{i}.sources: {sorted(set(sc.sources) - known)} "
                                            f"are not input sources ({sorted(known)})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -35,6 +36,7 @@ from corpusforge.engines.local_primitives import LocalPrimitives
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import fs, outputs, store
 from corpusforge.io.writers import ParquetSink, write_json
+from corpusforge.pipeline import rows_of_sources
 from corpusforge.parttask import GLOBAL_DIR, decided_dir, staged_dir
 from corpusforge.primitives import Primitives
 from corpusforge.runner import Plan, finish, part_name, phases, prepare_output, stable_hash, sweep_uncommitted
@@ -174,6 +176,10 @@ def _decide(plan: Plan, k: int, workers: int, executor: Executor, work: str, scr
     local = LocalPrimitives(work, workers=workers, batch_rows=batch_rows)
     engine, to_local = executor.primitives(plan, work, scratch, workers)
     docs = engine.dataset(_staged_parts(plan, k, work, executor))
+    scope = plan.scopes.get(ph.global_stage.name)
+    if scope is not None:  # documents of other sources take no part: never removed, never anyone's duplicate
+        docs = engine.map_batches(docs, functools.partial(rows_of_sources, sources=scope),
+                                  phases(plan)[k - 1].out_schema.append(pa.field(PART_COL, pa.int32())), "in-sources")
     decisions = ph.global_stage.run(engine, docs)
     decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
     fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)

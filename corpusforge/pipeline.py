@@ -78,7 +78,7 @@ def quarantine_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, details:
 def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.RecordBatch, counts: dict,
                  seconds: dict | None = None, scopes: dict | None = None):
     """Runs the per-row stages. Returns (kept batch, [reject batches], [quarantine dicts]).
-    scopes: filter stage name → the only sources it may drop from (the plan's; absent = every source).
+    scopes: stage name → the only sources it may change or drop (the plan's; absent = every source).
 
     counts maps stage name → ledger counts and is updated in place; so is `seconds` (stage → wall time)."""
     rejects, quarantine = [], []
@@ -90,6 +90,33 @@ def apply_stages(stages: list[Stage], schemas: list[pa.Schema], batch: pa.Record
     return batch, rejects, quarantine
 
 
+def _in_sources(batch: pa.RecordBatch, sources: tuple[str, ...]) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.is_in(batch.column("source"), pa.array(sources, pa.string())), False), bool)
+
+
+def rows_of_sources(batch: pa.RecordBatch, sources: tuple[str, ...]) -> pa.RecordBatch:
+    """The rows of these sources (what a scoped global stage sees: the others take no part in it)."""
+    return batch.filter(pa.array(_in_sources(batch, sources)))
+
+
+def _map_sources(stage: MapStage, schema: pa.Schema, batch: pa.RecordBatch, sources: tuple[str, ...]) -> pa.RecordBatch:
+    """A scoped map stage: rows of other sources keep their columns unchanged and get nulls in the stage's
+    new columns (it did not run on them); row order is kept."""
+    mine = _in_sources(batch, sources)
+    if mine.all():
+        return stage.map(batch)
+    idx_in, idx_out = np.flatnonzero(mine), np.flatnonzero(~mine)
+    rest = batch.take(pa.array(idx_out, pa.int64()))
+    rest = pa.RecordBatch.from_arrays([rest.column(f.name) if f.name in rest.schema.names else pa.nulls(len(idx_out), f.type)
+                                       for f in schema], schema=schema)
+    if not len(idx_in):
+        return rest
+    mapped = stage.map(batch.take(pa.array(idx_in, pa.int64())))
+    both = pa.Table.from_batches([mapped, rest], schema=schema)
+    order = np.argsort(np.concatenate([idx_in, idx_out]), kind="stable")
+    return both.take(pa.array(order, pa.int64())).combine_chunks().to_batches()[0]
+
+
 def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: dict, rejects: list, quarantine: list,
                only_sources: tuple[str, ...] | None):
     c = counts.setdefault(stage.name, new_counts())
@@ -98,7 +125,7 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
     if n == 0:
         return pa.RecordBatch.from_pylist([], schema=schema)
     if isinstance(stage, MapStage):
-        batch = stage.map(batch)
+        batch = stage.map(batch) if only_sources is None else _map_sources(stage, schema, batch, only_sources)
         c["kept"] += batch.num_rows
         return batch
     assert isinstance(stage, FilterStage), f"{stage.name}: global stages run through the engine plan"
@@ -118,7 +145,7 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
     verdict = stage.decide(np_scores)
     keep = np.asarray(verdict.keep, bool) & ~invalid
     if only_sources is not None:  # other sources are scored but never dropped
-        keep |= ~np.asarray(pc.is_in(batch.column("source"), pa.array(only_sources)), bool) & ~invalid
+        keep |= ~_in_sources(batch, only_sources) & ~invalid
     drop_idx = np.flatnonzero(~keep & ~invalid)
     if invalid.any():
         q_idx = np.flatnonzero(invalid)

@@ -47,7 +47,7 @@ class Plan:
     out: str
     fixes: dict[str, int]  # plan-time fixes (duplicate input paths), counted in the ingest ledger
     kind: str = "run"  # the output marker's command kind (outputs.claim): run, or dedup for the shortcut
-    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # filter stage → the only sources it drops from
+    scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stage → the only sources it changes or drops
 
     @property
     def kept_schema(self) -> pa.Schema:

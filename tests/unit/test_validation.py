@@ -84,3 +84,42 @@ def test_a_stages_sources_scope_travels_on_the_plan_and_spares_other_sources(sha
     short_wiki = [d for d in kept if d["source"] == "wiki" and d["text_sanity__chars"] < 1500]
     assert len(short_wiki) > 10  # wiki documents as short are scored but kept
     assert sum(d["source"] == "wiki" for d in kept) == 100
+
+
+def _scoped_run(tmp_path, name, files, stages):
+    cfg = tmp_path / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "run": {"name": name, "output": str(tmp_path / name)},
+        "input": [{"format": "jsonl", "paths": [str(p)], "source": s} for s, p in files.items()],
+        "stages": stages, "limits": {"max_quarantine_fraction": 1.0}}), encoding="utf-8")
+    assert cli("run", cfg, "--no-progress").returncode == 0
+    out = tmp_path / name
+    return (pq.read_table(out / "kept").to_pylist(), pq.read_table(out / "rejects").to_pylist(),
+            json.loads((out / "manifest.json").read_text()))
+
+
+def test_a_scoped_map_stage_leaves_other_sources_byte_for_byte(shared_data, tmp_path):
+    """PanGu-α Table 2 scopes cleaning to some sources: the others come out as they went in, with nulls
+    (not zeros) in the stage's columns, and in-scope rows come out as an unscoped run makes them."""
+    web = shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl"
+    files = {"web": web, "copy": web}
+    kept, _, _ = _scoped_run(tmp_path, "scoped", files, [{"use": "clean", "sources": ["web"]}])
+    full, _, _ = _scoped_run(tmp_path, "full", files, [{"use": "clean"}])
+    ingested, _, _ = _scoped_run(tmp_path, "none", files, [])
+    copy = [d for d in kept if d["source"] == "copy"]
+    assert len(copy) == 100 and all(d["clean__chars_removed"] is None and d["clean__rule_hits"] is None for d in copy)
+    assert sorted((d["id"], d["text"]) for d in copy) == sorted((d["id"], d["text"]) for d in ingested
+                                                                if d["source"] == "copy")  # not one character changed
+    mine = sorted((d["id"], d["text"], d["clean__chars_removed"]) for d in kept if d["source"] == "web")
+    assert mine == sorted((d["id"], d["text"], d["clean__chars_removed"]) for d in full if d["source"] == "web")
+    assert sum(r > 0 for _, _, r in mine) > 20  # clean did change the web documents
+
+
+def test_a_scoped_dedup_does_not_see_other_sources(shared_data, tmp_path):
+    """A source outside a global stage's scope takes no part: its copies neither go nor make others go."""
+    web = shared_data / "web" / "commoncrawl_2021-43_zh_100docs.jsonl"
+    files = {"web": web, "copy": web}
+    kept, rejects, man = _scoped_run(tmp_path, "scoped", files, [{"use": "dedup_exact", "sources": ["copy"]}])
+    assert len(kept) == 200 and not rejects and man["stages"][-1]["kept"] == 200
+    kept, rejects, _ = _scoped_run(tmp_path, "all", files, [{"use": "dedup_exact"}])
+    assert len(kept) == 100 and len(rejects) == 100
