@@ -26,7 +26,7 @@ def resolve(path: str) -> str:
         from corpusforge.io.staging import cached_file
 
         local = cached_file(path)
-        if store.isfile(path + ".json"):  # a model's sidecar (kind, sha256, max_chars) travels with it
+        if store.isfile(path + ".json"):  # a model's sidecar (kind, sha256, max_units) travels with it
             cached_file(path + ".json")
         return local
     if os.path.exists(path):

@@ -89,3 +89,10 @@ def check_sidecar(model_path: str, kind: str) -> dict:
 
 def data_hashes(paths: list[str]) -> dict:
     return {os.path.basename(p): sha256_file(p) for p in paths}
+
+
+def max_units(info: dict) -> int:
+    """How much of a document the model reads (sidecars before the unit-capped featurizer say max_chars)."""
+    from corpusforge.models.featurize import MAX_UNITS
+
+    return int(info.get("max_units", info.get("max_chars", MAX_UNITS)))

@@ -5,45 +5,71 @@ its own unit; features are unit unigrams plus adjacent-unit bigrams. A whitespac
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 import zlib
 
 import numpy as np
 
-MAX_CHARS = 3000  # long documents are judged on their first 3000 characters (bounded cost per doc)
-# Control characters are not units: fastText's C++ reader treats some (NUL, ...) as separators and a
-# NUL inside a predicted line corrupted later training in the same process (seen on TREC06C spam).
-_UNIT = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9\x00-\x1f\x7f-\x9f]")
+MAX_UNITS = 3000  # long documents are judged on their first 3000 units (bounded cost per document)
+_WORDISH = {"Lu", "Ll", "Lt", "Lm", "Nd", "Nl", "No", "Mn", "Mc", "Me"}  # may join the unit before them
 
 
-def units(text: str, max_chars: int = MAX_CHARS) -> list[str]:
-    return ["0" if u[0].isdigit() else u for u in _UNIT.findall(text[:max_chars].lower())]
+@functools.cache
+def _unit_re() -> re.Pattern:
+    """Units: Latin words, numbers, and every other character that is not whitespace, control, format or
+    private-use. Control characters are not units: fastText's C++ reader treats some (NUL, ...) as
+    separators and a NUL inside a predicted line corrupted later training in the same process (seen on
+    TREC06C spam). Format and private-use characters (zero-width spaces, BOMs) are what `clean` strips."""
+    skip = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cf", "Co", "Cc")] + [0xFFFD]
+    ranges, start = [], skip[0]
+    for a, b in zip(skip, skip[1:] + [None]):
+        if b != a + 1:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(a))}" if a > start else re.escape(chr(a)))
+            start = b
+    return re.compile(rf"[a-z]+|[0-9]+|[^\sa-z0-9{''.join(ranges)}]")
 
 
-def ngrams(text: str, max_chars: int = MAX_CHARS) -> list[str]:
-    u = units(text, max_chars)
+def units(text: str, max_units: int = MAX_UNITS) -> list[str]:
+    """The first max_units units of NFKC(text), lower-cased, numbers as "0". NFKC folds widths (１月 → 1月,
+    ＡＢ → ab) and the units skip what `clean` removes, so a model scores a document the same whether or not
+    `clean` normalized it first. The text is read in pieces (cut where no word or number is split) until
+    enough units are found, so a long run of spaces or controls cannot hide the rest of a document."""
+    find, out, pos, n = _unit_re().findall, [], 0, len(text)
+    while len(out) < max_units and pos < n:
+        end = min(pos + max_units, n)
+        while end < n and unicodedata.category(text[end]) in _WORDISH:
+            end += 1
+        out += find(unicodedata.normalize("NFKC", text[pos:end]).lower())
+        pos = end
+    return ["0" if u[0].isdigit() else u for u in out[:max_units]]
+
+
+def ngrams(text: str, max_units: int = MAX_UNITS) -> list[str]:
+    u = units(text, max_units)
     return u + [a + b for a, b in zip(u, u[1:])]
 
 
-def fasttext_line(text: str, max_chars: int = MAX_CHARS) -> str:
+def fasttext_line(text: str, max_units: int = MAX_UNITS) -> str:
     """One fastText input line: tokens separated by spaces (bigrams are explicit tokens)."""
-    return " ".join(ngrams(text, max_chars))
+    return " ".join(ngrams(text, max_units))
 
 
-def hashed(text: str, dim: int, max_chars: int = MAX_CHARS) -> tuple[np.ndarray, np.ndarray]:
+def hashed(text: str, dim: int, max_units: int = MAX_UNITS) -> tuple[np.ndarray, np.ndarray]:
     """Sparse binary features (sorted unique bucket ids, L2-normalized values) in a `dim`-bucket space.
     crc32 of the UTF-8 token: stable across processes and platforms, unlike Python hash()."""
-    toks = ngrams(text, max_chars)
+    toks = ngrams(text, max_units)
     idx = np.unique(np.fromiter((zlib.crc32(t.encode("utf-8")) % dim for t in toks), np.int64, len(toks)))
     val = np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), np.float64)
     return idx, val
 
 
-def hashed_matrix(texts, dim: int, max_chars: int = MAX_CHARS):
+def hashed_matrix(texts, dim: int, max_units: int = MAX_UNITS):
     """CSR pieces (indptr, indices, data) for many texts."""
     ind, dat, ptr = [], [], [0]
     for t in texts:
-        i, v = hashed(t or "", dim, max_chars)
+        i, v = hashed(t or "", dim, max_units)
         ind.append(i)
         dat.append(v)
         ptr.append(ptr[-1] + len(i))

@@ -11,7 +11,7 @@ import numpy as np
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import auc, check_data, is_heldout, write_sidecar
-from corpusforge.models.featurize import MAX_CHARS, hashed_matrix
+from corpusforge.models.featurize import MAX_UNITS, hashed_matrix
 
 KIND = "quality_lr"
 DIM = 1 << 18  # 262,144 buckets: ~1 MB of float32 weights; bigram collisions are rare at this size
@@ -46,18 +46,18 @@ def fit(ptr, ind, dat, y, dim, l2, lr, steps):
 
 
 class QualityModel:
-    def __init__(self, path: str, max_chars: int = MAX_CHARS):
+    def __init__(self, path: str, max_units: int = MAX_UNITS):
         wb = np.load(path, allow_pickle=False).astype(np.float64)
-        self.w, self.b, self.max_chars = wb[:-1], float(wb[-1]), max_chars
+        self.w, self.b, self.max_units = wb[:-1], float(wb[-1]), max_units
         self.dim = len(self.w)
 
     def score(self, texts) -> np.ndarray:
-        ptr, ind, dat = hashed_matrix(texts, self.dim, self.max_chars)
+        ptr, ind, dat = hashed_matrix(texts, self.dim, self.max_units)
         return 1.0 / (1.0 + np.exp(-_margin(self.w, self.b, ptr, ind, dat)))
 
 
 def train(hq: list[str], lq: list[str], out: str, *, holdout: float = 0.1, hyper: dict | None = None,
-          info: dict | None = None, max_chars: int = MAX_CHARS) -> dict:
+          info: dict | None = None, max_units: int = MAX_UNITS) -> dict:
     check_data(hq, lq)
     hp = {**HYPER, **(hyper or {})}
     rows = [(1.0, t) for t in hq] + [(0.0, t) for t in lq]
@@ -65,7 +65,7 @@ def train(hq: list[str], lq: list[str], out: str, *, holdout: float = 0.1, hyper
     te = [r for r in rows if is_heldout(r[1], holdout)]
     if len({y for y, _ in tr}) < 2:
         raise CorpusforgeError("degenerate_training_data", "training split holds only one class")
-    ptr, ind, dat = hashed_matrix([t for _, t in tr], hp["dim"], max_chars)
+    ptr, ind, dat = hashed_matrix([t for _, t in tr], hp["dim"], max_units)
     w, b = fit(ptr, ind, dat, np.array([y for y, _ in tr]), hp["dim"], hp["l2"], hp["lr"], hp["steps"])
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     # One .npy (weights, then the bias as the last element): np.savez zips with the current time,
@@ -73,12 +73,12 @@ def train(hq: list[str], lq: list[str], out: str, *, holdout: float = 0.1, hyper
     with open(out, "wb") as f:
         np.save(f, np.append(w, b).astype(np.float32), allow_pickle=False)
     metrics = {}
-    m = QualityModel(out, max_chars)
+    m = QualityModel(out, max_units)
     if te and len({y for y, _ in te}) == 2:
         s = m.score([t for _, t in te])
         metrics["heldout_auc"] = round(auc(np.array([y == 1.0 for y, _ in te]), s), 4)
         metrics["n_heldout"] = len(te)
-    write_sidecar(out, KIND, {"hyperparameters": hp, "holdout": holdout, "max_chars": max_chars,
+    write_sidecar(out, KIND, {"hyperparameters": hp, "holdout": holdout, "max_units": max_units,
                               "n_train": len(tr), "metrics": metrics, **(info or {})})
     return metrics
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import check_data, is_heldout, prf, write_sidecar
-from corpusforge.models.featurize import MAX_CHARS, fasttext_line
+from corpusforge.models.featurize import MAX_UNITS, fasttext_line
 
 KIND = "spam_fasttext"
 SPAM, HAM = "__label__spam", "__label__ham"
@@ -44,11 +44,11 @@ def load(path: str):
     return fasttext.load_model(path)
 
 
-def spam_prob(model, texts, max_chars: int = MAX_CHARS) -> np.ndarray:
+def spam_prob(model, texts, max_units: int = MAX_UNITS) -> np.ndarray:
     """P(spam) per text; the same model file and text give the same float on every run and worker."""
     if not len(texts):
         return np.zeros(0)
-    lines = [fasttext_line(t or "", max_chars) + "\n" for t in texts]
+    lines = [fasttext_line(t or "", max_units) + "\n" for t in texts]
     labels, probs = model.f.multilinePredict(lines, 2, 0.0, "replace")
     if len(labels) != len(lines) or len(probs) != len(lines):  # zip would leave np.empty garbage as scores
         raise CorpusforgeError("classifier_error", f"fastText returned {len(labels)} predictions for {len(lines)} texts")
@@ -61,7 +61,7 @@ def spam_prob(model, texts, max_chars: int = MAX_CHARS) -> np.ndarray:
 
 
 def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, threshold: float = 0.5,
-          hyper: dict | None = None, info: dict | None = None, max_chars: int = MAX_CHARS) -> dict:
+          hyper: dict | None = None, info: dict | None = None, max_units: int = MAX_UNITS) -> dict:
     """Train on all but a hash-chosen `holdout` share; report P/R/F1 (spam = positive class) on it."""
     check_data(ham, spam)
     hp = {**HYPER, **(hyper or {})}
@@ -76,7 +76,7 @@ def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, th
         path = os.path.join(d, "train.txt")
         with open(path, "w", encoding="utf-8") as f:
             for lab, t in train_rows:
-                f.write(f"{lab} {fasttext_line(t, max_chars)}\n")
+                f.write(f"{lab} {fasttext_line(t, max_units)}\n")
         # Trained in a fresh interpreter: in fastText 0.9.3 a second train_supervised in one process
         # (after an earlier training or predictions) can fail with "Encountered NaN" on data that
         # trains fine on its own; a clean process gives the same bytes every time.
@@ -89,9 +89,9 @@ def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, th
     model = load(out)
     metrics = {}
     if test_rows:
-        p = spam_prob(model, [t for _, t in test_rows], max_chars)
+        p = spam_prob(model, [t for _, t in test_rows], max_units)
         metrics["heldout"] = prf(np.array([lab == SPAM for lab, _ in test_rows]), p >= threshold)
     write_sidecar(out, KIND, {"hyperparameters": hp, "holdout": holdout, "threshold": threshold,
-                              "max_chars": max_chars, "n_train": len(train_rows), "metrics": metrics,
+                              "max_units": max_units, "n_train": len(train_rows), "metrics": metrics,
                               **(info or {})})
     return metrics

@@ -46,7 +46,7 @@ class SpamFastText(FilterStage):
         from corpusforge.models import spam
 
         texts = batch.column("text").to_pylist()
-        return {"prob": pa.array(spam.spam_prob(self._model, texts, self._info["max_chars"]), pa.float64())}
+        return {"prob": pa.array(spam.spam_prob(self._model, texts, common.max_units(self._info)), pa.float64())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
         keep = scores["prob"] < self.params.threshold
@@ -76,7 +76,7 @@ class QualityLR(FilterStage):
 
         path = resolve(self.params.model)
         info = common.check_sidecar(path, quality.KIND)
-        self._model = quality.QualityModel(path, info["max_chars"])
+        self._model = quality.QualityModel(path, common.max_units(info))
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import quality
