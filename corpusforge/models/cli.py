@@ -38,7 +38,39 @@ def _cmd_train_quality(args) -> int:
     return 0
 
 
+def _cmd_eval_model(args) -> int:
+    from corpusforge.models import evaluate
+    from corpusforge.rules_files import resolve
+
+    good = {p: _texts([p], args.text_field) for p in args.pos}
+    bad = {p: _texts([p], args.text_field) for p in args.neg or []}
+    r = evaluate.evaluate(resolve(args.model), good, bad, fpr=args.fpr, threshold=args.threshold)
+    print(json.dumps(r, ensure_ascii=False, indent=2) if args.json else evaluate.format_report(r))
+    return 0
+
+
 def add_cli(sub) -> None:
+    from corpusforge.cli import add_storage_opt
+
+    e = sub.add_parser("eval-model", help="score labelled files with a spam or quality model (share flagged, P/R/F1, AUC)",
+                       description="Score texts the model should pass (--pos) and texts it should flag (--neg). Prints, per "
+                       "file, the share flagged at the model's threshold (its sidecar's, or --threshold); over all files the "
+                       "precision/recall/F1 of flagging (spam / low quality = the positive class), ROC AUC, and the threshold "
+                       "that would flag at most --fpr of the --pos texts. Use it after `train-spam`/`train-quality` on your "
+                       "own data, before pointing a stage at the model.")
+    e.add_argument("model", help="a model file with its MODEL.json sidecar (.bin spam_fasttext, .npy quality_lr), a "
+                   "bundled name such as models/spam_fasttext.bin, or a URI")
+    e.add_argument("--pos", nargs="+", required=True, metavar="FILE",
+                   help="texts the model should pass (JSONL with a text field, or .txt one document a line)")
+    e.add_argument("--neg", nargs="+", metavar="FILE", help="texts the model should flag (spam, low quality)")
+    e.add_argument("--threshold", type=float, help="flag at this threshold instead of the model's (spam: P(spam) >= T; "
+                   "quality: score < T)")
+    e.add_argument("--fpr", type=float, default=0.02, help="false-positive rate for the suggested threshold (default 0.02)")
+    e.add_argument("--text-field", default="text")
+    e.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    add_storage_opt(e)
+    e.set_defaults(fn=_cmd_eval_model)
+
     t = sub.add_parser("train-spam", help="train the fastText spam classifier (spam_fasttext stage)",
                        description="Train a fastText spam classifier: POS = normal/high-quality texts, NEG = spam. "
                        "Prints precision/recall/F1 (spam = positive class) on a hash-chosen held-out split.")

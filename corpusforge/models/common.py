@@ -13,13 +13,19 @@ from corpusforge.rules_files import sha256_file
 
 
 def read_texts(path: str, text_field: str = "text") -> list[str]:
-    """Texts of a JSONL file (one record a line) or of a plain .txt file (one document a line)."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for ln in f:
+    """Texts of a JSONL file (one record a line) or of a plain .txt file (one document a line); a local
+    path or a URI. A line that is not JSON is a one-line error naming the file and line."""
+    from corpusforge.io.staging import local_file
+
+    out, jsonl = [], path.endswith((".jsonl", ".json"))
+    with local_file(path) as local, open(local, encoding="utf-8") as f:
+        for no, ln in enumerate(f, 1):
             if not ln.strip():
                 continue
-            t = json.loads(ln).get(text_field) if path.endswith((".jsonl", ".json")) else ln.rstrip("\n")
+            try:
+                t = json.loads(ln).get(text_field) if jsonl else ln.rstrip("\n")
+            except (json.JSONDecodeError, AttributeError) as e:
+                raise CorpusforgeError("bad_input", f"{path}:{no}: not a JSON object ({e})") from None
             if isinstance(t, str) and t.strip():
                 out.append(t)
     return out

@@ -14,7 +14,6 @@ from corpusforge.io import fs, staging, store
 # score column → (stage parameter or pangu threshold name, label). Which side drops is in the label.
 _PARAM_THRESHOLDS = {
     "sensitive_words": {"hits": ("drop_at_hits", "drop at ≥")},
-    "spam_fasttext": {"prob": ("threshold", "drop at ≥")},
     "text_sanity": {"chars": ("min_chars", "drop below"), "mojibake_ratio": ("max_mojibake_ratio", "drop above")},
 }
 _PANGU_THRESHOLDS = {
@@ -53,8 +52,14 @@ def thresholds(manifest: dict) -> dict[str, list[tuple[float, str]]]:
                 " (threshold file changed since the run)"
             for score, (name, label) in _PANGU_THRESHOLDS.items():
                 res.setdefault(f"pangu_rules__{score}", []).append((float(getattr(t, name)), f"{label} {name}{note}"))
-        elif stage.name == "quality_lr" and stage.params.mode == "threshold":
-            res.setdefault("quality_lr__score", []).append((stage.params.threshold, "drop below threshold"))
+        elif stage.name == "spam_fasttext" or (stage.name == "quality_lr" and stage.params.mode == "threshold"):
+            try:
+                t = stage.threshold()
+            except CorpusforgeError:  # the model is not on this machine: no line for it
+                continue
+            col, label = ("spam_fasttext__prob", "drop at ≥") if stage.name == "spam_fasttext" else \
+                ("quality_lr__score", "drop below")
+            res.setdefault(col, []).append((t, f"{label} threshold"))
         for score, (name, label) in _PARAM_THRESHOLDS.get(stage.name, {}).items():
             res.setdefault(f"{stage.name}__{score}", []).append((float(getattr(stage.params, name)), f"{label} {name}"))
     return res

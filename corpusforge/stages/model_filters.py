@@ -20,16 +20,31 @@ def _model_files(path: str, kind: str) -> list[str]:
     return [p, p + ".json"]
 
 
+def _threshold(given: float | None, info: dict) -> float:
+    # a sidecar without one (a model from before thresholds were chosen on validation) means 0.5
+    return given if given is not None else float(info.get("threshold", 0.5))
+
+
+class _ModelFilter(FilterStage):
+    kind: ClassVar[str]
+
+    def threshold(self) -> float:
+        """The threshold in force: the stage's own, else the one the model's sidecar records."""
+        if self.params.threshold is not None:
+            return self.params.threshold
+        return _threshold(None, common.check_sidecar(resolve(self.params.model), self.kind))
+
+
 @register
-class SpamFastText(FilterStage):
+class SpamFastText(_ModelFilter):
     """fastText spam probability; drops documents with P(spam) >= threshold."""
 
-    name = "spam_fasttext"
+    name = kind = "spam_fasttext"
     scores: ClassVar[dict[str, pa.DataType]] = {"prob": pa.float64()}
 
     class Params(Params):
         model: str = "models/spam_fasttext.bin"  # bundled default, or a path from `corpusforge train-spam`
-        threshold: float = 0.5
+        threshold: float | None = None  # P(spam) at which a document drops; default: the model's own (its sidecar's)
 
 
     def files(self) -> list[str]:
@@ -49,22 +64,22 @@ class SpamFastText(FilterStage):
         return {"prob": pa.array(spam.spam_prob(self._model, texts, common.max_units(self._info)), pa.float64())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
-        keep = scores["prob"] < self.params.threshold
+        keep = scores["prob"] < _threshold(self.params.threshold, self._info)
         return Verdict(keep=keep, reason=[None if k else "spam" for k in keep])
 
 
 @register
-class QualityLR(FilterStage):
+class QualityLR(_ModelFilter):
     """Hashed-feature logistic-regression quality score; keeps iff pareto(alpha) > 1 - score (GPT-3)."""
 
-    name = "quality_lr"
+    name = kind = "quality_lr"
     scores: ClassVar[dict[str, pa.DataType]] = {"score": pa.float64(), "draw": pa.float64()}
 
     class Params(Params):
         model: str = "models/quality_lr.npy"
         mode: Literal["pareto", "threshold"] = "pareto"
         alpha: float = 9.0  # GPT-3's
-        threshold: float = 0.5  # mode: threshold keeps score >= threshold
+        threshold: float | None = None  # mode: threshold keeps score >= threshold (default: the model's own)
         seed: int = 0  # the per-document draw is blake2b(seed, id): same on every engine and rerun
 
 
@@ -75,8 +90,8 @@ class QualityLR(FilterStage):
         from corpusforge.models import quality
 
         path = resolve(self.params.model)
-        info = common.check_sidecar(path, quality.KIND)
-        self._model = quality.QualityModel(path, common.max_units(info))
+        self._info = common.check_sidecar(path, quality.KIND)
+        self._model = quality.QualityModel(path, common.max_units(self._info))
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import quality
@@ -87,7 +102,7 @@ class QualityLR(FilterStage):
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
         if self.params.mode == "threshold":
-            keep = scores["score"] >= self.params.threshold
+            keep = scores["score"] >= _threshold(self.params.threshold, self._info)
         else:
             keep = scores["draw"] > 1.0 - scores["score"]
         return Verdict(keep=keep, reason=[None if k else "low_quality" for k in keep])

@@ -1,6 +1,7 @@
-"""spam_fasttext: the shipped model's held-out figures on real data, determinism, degenerate data,
-model-file checks, the train-spam CLI. Floors are a little under what was measured (docs/models.md):
-SMS test F1 0.965, TREC06C held-out P 0.979 / R 0.963, prose flagged 0.47 %."""
+"""spam_fasttext: the shipped model's figures on the recipe's test splits (rows no model saw: ten genres of
+real text, SMS and e-mail spam), determinism, retraining byte-identical, degenerate data, model-file checks,
+the train-spam CLI. Targets of issue 19: false-positive rate <= 2 % on every genre, recall >= 0.95 on SMS
+spam and >= 0.90 on e-mail spam (docs/models.md has the measured table)."""
 
 import json
 import shutil
@@ -12,14 +13,25 @@ import pytest
 from corpusforge.cli import main
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models import recipe, spam
-from corpusforge.models.common import prf
 from corpusforge.rules_files import resolve
 from corpusforge.stage import lookup
+from tests.util import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
-def data(shared_data):
-    return recipe.load(str(shared_data))
+def rows(shared_data):
+    return recipe.load(str(shared_data), str(REPO_ROOT / "data"))
+
+
+@pytest.fixture(scope="module")
+def test_split(rows):
+    return recipe.by_genre(rows, "test")
+
+
+@pytest.fixture(scope="module")
+def data(rows):  # SMS training rows, for the CLI and degenerate-data tests
+    t = recipe.by_genre(rows, "train")
+    return {"sms_ham_train": t["sms_ham"], "sms_spam_train": t["sms_spam"]}
 
 
 @pytest.fixture(scope="module")
@@ -34,28 +46,36 @@ def _prob(stage, texts):
     return stage.score(pa.RecordBatch.from_pydict({"text": texts}))["prob"].to_numpy()
 
 
-def test_sms_test_split_f1(stage, data):
-    p = _prob(stage, data["sms_ham_eval"] + data["sms_spam_eval"])
-    m = prf(np.array([False] * len(data["sms_ham_eval"]) + [True] * len(data["sms_spam_eval"])), p >= 0.5)
-    print("SMS test", m)
-    assert m["f1"] >= 0.95 and m["n"] == 1379
+def _flagged(stage, texts):
+    v = stage.decide({"prob": _prob(stage, texts)})
+    return float((~np.asarray(v.keep)).mean())
 
 
-def test_trec06c_heldout_precision_recall(stage, data):
-    p = _prob(stage, data["trec_ham_eval"] + data["trec_spam_eval"])
-    m = prf(np.array([False] * len(data["trec_ham_eval"]) + [True] * len(data["trec_spam_eval"])), p >= 0.5)
-    print("TREC06C held-out", m)
-    assert m["precision"] >= 0.95 and m["recall"] >= 0.94
+@pytest.mark.parametrize("genre", [g for g in recipe.POSITIVE_GENRES if g not in ("web_clean", "web_ok")])
+def test_false_positive_rate_on_each_genre_test_split(stage, test_split, genre):
+    """web_clean / web_ok (2 and 10 test rows) are too small for a 2 % bound; they are in the table."""
+    texts = test_split[genre]
+    rate = _flagged(stage, texts)
+    print(genre, len(texts), rate)
+    assert len(texts) >= 50 and rate <= 0.02
 
 
-def test_prose_rarely_flagged(stage, data):
-    flagged = float((_prob(stage, data["prose_eval"]) >= 0.5).mean())
-    print("prose held-out flagged", flagged)
-    assert len(data["prose_eval"]) > 500 and flagged < 0.02
+def test_recall_on_held_out_sms_and_email_spam(stage, test_split):
+    sms, mail = _flagged(stage, test_split["sms_spam"]), _flagged(stage, test_split["email_spam"])
+    print("recall SMS", sms, "e-mail", mail)
+    assert len(test_split["sms_spam"]) == 888 and sms >= 0.95
+    assert len(test_split["email_spam"]) > 300 and mail >= 0.90
 
 
-def test_scores_deterministic_across_loads_and_batching(stage, data):
-    texts = data["sms_spam_eval"][:200] + data["prose_eval"][:50]
+def test_the_threshold_is_the_models_own_and_was_chosen_on_validation(stage):
+    side = json.loads(open(resolve("models/spam_fasttext.bin") + ".json", encoding="utf-8").read())
+    assert side["threshold_chosen_on"] == "validation" and stage.threshold() == side["threshold"] >= 0.5
+    cls = lookup("spam_fasttext")
+    assert cls(cls.Params(threshold=0.3)).threshold() == 0.3
+
+
+def test_scores_deterministic_across_loads_and_batching(stage, test_split):
+    texts = test_split["sms_spam"][:200] + test_split["news"][:50]
     a = _prob(stage, texts)
     cls = lookup("spam_fasttext")
     other = cls(cls.Params())
@@ -63,16 +83,15 @@ def test_scores_deterministic_across_loads_and_batching(stage, data):
     b = np.concatenate([_prob(other, texts[i:i + 7]) for i in range(0, len(texts), 7)])
     assert a.tobytes() == b.tobytes()
     v = stage.decide({"prob": a})
-    assert set(r for r in v.reason if r) == {"spam"} and np.array_equal(v.keep, a < 0.5)
+    assert set(r for r in v.reason if r) == {"spam"} and np.array_equal(v.keep, a < stage.threshold())
 
 
-def test_training_is_reproducible_and_matches_shipped_model(data, tmp_path):
+def test_training_is_reproducible_and_matches_shipped_model(rows, tmp_path):
     """scripts/train_default_models.py's recipe gives the shipped bytes again, in a process that has
     already predicted (fastText's in-process retraining could hit NaN: train() uses a fresh process)."""
     out = tmp_path / "spam.bin"
     for _ in range(2):
-        m = spam.train(*recipe.spam_sets(data), str(out))
-        assert m["heldout"]["f1"] >= 0.95
+        spam.train(*recipe.spam_sets(rows), str(out), holdout=0.0, hyper=recipe.SPAM_HYPER)
         assert out.read_bytes() == open(resolve("models/spam_fasttext.bin"), "rb").read()
     side = json.loads((tmp_path / "spam.bin.json").read_text())
     assert side["hyperparameters"]["thread"] == 1 and side["hyperparameters"]["seed"] == 1234
