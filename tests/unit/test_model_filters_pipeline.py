@@ -72,10 +72,10 @@ def test_pangu_yaml_scopes_the_spam_filter_by_source_as_table_2(shared_data, tmp
     stage = SpamFastText(SpamFastText.Params())
     t = stage.threshold()
     mails = [x for x in recipe.by_genre(recipe.load(str(shared_data), str(REPO_ROOT / "data")), "test")["email_spam"]
-             if len(x) > 400 and sum("\u4e00" <= c <= "\u9fff" for c in x) > 0.7 * len(x)]
+             if len(x) > 300 and sum("\u4e00" <= c <= "\u9fff" for c in x) > 0.5 * len(x)]
     p = spam.spam_prob(spam.load(resolve("models/spam_fasttext.bin")), mails)
-    texts = [mails[i] for i in np.argsort(-p)[:20] if p[i] >= t]
-    assert len(texts) >= 10
+    texts = list({"".join(mails[i].split())[:200]: mails[i] for i in np.argsort(-p)[:80] if p[i] >= t}.values())[:20]
+    assert len(texts) >= 10  # spam is often sent many times: near-identical mails collapse here
     files = {}
     for src, rows in (("news", texts), ("common_crawl", texts),
                       ("open_data", texts[:0]), ("encyclopedia", texts[:0]), ("ebooks", texts[:0])):
@@ -89,7 +89,10 @@ def test_pangu_yaml_scopes_the_spam_filter_by_source_as_table_2(shared_data, tmp
     assert run(tmp_path / "p.yaml") == 0
     kept, rejects = table(tmp_path / "out", "kept").to_pylist(), table(tmp_path / "out", "rejects").to_pylist()
     news = [d for d in kept if d["source"] == "news"]
-    assert len(news) == len(texts) and all(d["spam_fasttext__prob"] >= t for d in news)
+    news_gone = [r["reason"] for r in rejects if r["source"] == "news"]
+    # news only meets dedup (copies of one spam mail sent twice): never the spam, rule or sensitive-word filters
+    assert all(r.startswith("dedup_") for r in news_gone) and len(news) + len(news_gone) == len(texts)
+    assert len(news) >= 5 and all(d["spam_fasttext__prob"] >= t for d in news)
     assert not [d for d in kept if d["source"] == "common_crawl"]
-    reasons = {r["reason"] for r in rejects if r["source"] == "common_crawl"}
-    assert "spam_fasttext:spam" in reasons and not [r for r in rejects if r["source"] == "news"]
+    cc = [r["reason"] for r in rejects if r["source"] == "common_crawl"]
+    assert len(cc) == len(texts) and cc.count("spam_fasttext:spam") >= 5

@@ -1,5 +1,6 @@
-"""quality_lr: held-out AUC on real data (measured 0.998; floor 0.95), the GPT-3 keep rule against its
-closed form (2 − s)^−α by Monte Carlo, deterministic per-document draws, threshold mode, CLI."""
+"""quality_lr: ROC AUC on the recipe's test split (high-quality genres vs junk web, spam and user comments;
+issue 19's target 0.92, measured in docs/models.md), retraining byte-identical, the GPT-3 keep rule
+against its closed form (2 − s)^−α by Monte Carlo, deterministic per-document draws, threshold mode, CLI."""
 
 import json
 
@@ -11,12 +12,21 @@ from corpusforge.cli import main
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models import quality, recipe
 from corpusforge.models.common import auc
+from corpusforge.rules_files import resolve
 from corpusforge.stage import lookup
+from tests.util import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
-def data(shared_data):
-    return recipe.load(str(shared_data))
+def rows(shared_data):
+    return recipe.load(str(shared_data), str(REPO_ROOT / "data"))
+
+
+@pytest.fixture(scope="module")
+def data(rows):
+    test, train = recipe.by_genre(rows, "test"), recipe.by_genre(rows, "train")
+    return {"prose_eval": test["news"] + test["encyclopedia"], "trec_spam_eval": test["email_spam"],
+            "prose_train": train["news"] + train["literature"], "trec_spam_train": train["email_spam"]}
 
 
 def mk(**kw):
@@ -31,16 +41,24 @@ def _score(s, texts, ids=None):
     return {k: v.to_numpy() for k, v in s.score(pa.RecordBatch.from_pydict({"id": ids, "text": texts})).items()}
 
 
-def test_heldout_auc_and_shipped_model_separates_prose_from_spam(data, tmp_path):
-    m = quality.train(*recipe.quality_sets(data), str(tmp_path / "q.npy"))
-    print("quality held-out", m)
-    assert m["heldout_auc"] >= 0.95 and m["n_heldout"] > 300
-    # shipped model on rows no model saw: held-out prose vs held-out TREC spam
+def test_auc_of_the_shipped_model_on_the_test_split(rows):
+    hq_genres = [g for g in recipe.HQ_GENRES if g != "web_clean"]
+    test = recipe.by_genre(rows, "test")
     s = mk()
-    hq, lq = _score(s, data["prose_eval"])["score"], _score(s, data["trec_spam_eval"])["score"]
+    hq = np.concatenate([_score(s, test[g])["score"] for g in hq_genres])
+    lq = np.concatenate([_score(s, test[g])["score"] for g in ("web_junk", "web_dirty", "email_spam", "sms_spam", "comments")])
     a = auc(np.array([True] * len(hq) + [False] * len(lq)), np.concatenate([hq, lq]))
-    print("shipped model AUC prose vs TREC spam (eval rows)", a)
-    assert a >= 0.95
+    print("quality AUC on the test split", a, len(hq), len(lq))
+    assert len(hq) > 900 and len(lq) > 1300 and a >= 0.92
+    # the user comments alone, the hardest of the low-quality kinds (short, real people's text)
+    c = _score(s, test["comments"])["score"]
+    assert auc(np.array([True] * len(hq) + [False] * len(c)), np.concatenate([hq, c])) >= 0.92
+
+
+def test_training_is_reproducible_and_matches_shipped_model(rows, tmp_path):
+    out = tmp_path / "q.npy"
+    quality.train(*recipe.quality_sets(rows), str(out), holdout=0.0)
+    assert out.read_bytes() == open(resolve("models/quality_lr.npy"), "rb").read()
 
 
 def test_keep_rate_matches_closed_form_monte_carlo():
@@ -81,6 +99,9 @@ def test_decide_pareto_and_threshold_modes(data):
     t = mk(mode="threshold", threshold=0.5)
     vt = t.decide(sc)
     assert np.array_equal(vt.keep, sc["score"] >= 0.5) and vt.keep[:100].mean() > 0.9 and vt.keep[100:].mean() < 0.1
+    own = mk(mode="threshold")  # the threshold chosen on validation, from the sidecar
+    assert own.threshold() == json.loads(open(resolve("models/quality_lr.npy") + ".json").read())["threshold"]
+    assert np.array_equal(own.decide(sc).keep, sc["score"] >= own.threshold())
 
 
 def test_wrong_model_kind_and_bad_params():
