@@ -143,3 +143,31 @@ def test_train_spam_cli(tmp_path, data, capsys):
     tiny.write_text(json.dumps({"text": "你好"}) + "\n")
     assert main(["train-spam", str(tiny), str(neg), "--out", str(tmp_path / "t.bin")]) != 0
     assert "degenerate_training_data" in capsys.readouterr().err
+
+
+def test_eval_model_cli_reports_per_file_and_a_threshold_for_a_target_fpr(rows, tmp_path, capsys):
+    test = recipe.by_genre(rows, "test")
+    files = {}
+    for g in ("news", "government", "sms_spam"):
+        files[g] = tmp_path / f"{g}.jsonl"
+        files[g].write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in test[g]), encoding="utf-8")
+    args = ["eval-model", "models/spam_fasttext.bin", "--pos", str(files["news"]), str(files["government"]),
+            "--neg", str(files["sms_spam"]), "--fpr", "0.01"]
+    assert main(args + ["--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    stage = lookup("spam_fasttext")(lookup("spam_fasttext").Params())
+    stage.setup()
+    by = {f["file"]: f for f in r["files"]}
+    assert by[str(files["sms_spam"])]["flagged"] == round(_flagged(stage, test["sms_spam"]), 4) >= 0.95
+    assert by[str(files["news"])]["n"] == len(test["news"]) and r["kind"] == "spam_fasttext"
+    assert r["threshold"] == stage.threshold() and r["auc"] > 0.95 and 0 < r["recall"] <= 1
+    good = np.concatenate([_prob(stage, test["news"]), _prob(stage, test["government"])])
+    assert (good >= r["threshold_at_fpr"]).mean() <= 0.01
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ROC AUC" in out and "at most 1.0% of good texts flagged" in out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "好"}\n{"text": \n', encoding="utf-8")
+    assert main(["eval-model", "models/spam_fasttext.bin", "--pos", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert f"{bad}:2: not a JSON object" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
