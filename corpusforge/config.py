@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from corpusforge.yamlfile import format_error, load_mapping
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import fs
-from corpusforge.stage import FilterStage, Stage, lookup
+from corpusforge.stage import Stage, lookup
 
 
 DEFAULT_WORKERS = 2  # every engine and the demo: a pool of two (results never depend on it)
