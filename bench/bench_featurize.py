@@ -50,8 +50,17 @@ def evaluate(d: dict, line) -> tuple[float, float]:
     return tok_s, prf(y, p >= 0.5)["f1"]
 
 
+def _sms(data: str) -> dict:
+    """The SMS set as its publisher split it (recipe's train + validation = the given train split)."""
+    rows = [r for r in recipe.load(data, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))
+            if r.stratum == "sms"]
+    pick = lambda label, test: [r.text for r in rows if r.genre == f"sms_{label}" and (r.split == "test") == test]  # noqa: E731
+    return {"sms_ham_train": pick("ham", False), "sms_spam_train": pick("spam", False),
+            "sms_ham_eval": pick("ham", True), "sms_spam_eval": pick("spam", True)}
+
+
 def main(data: str) -> None:
-    d = recipe.load(data)
+    d = _sms(data)
     import jieba
 
     jieba.initialize()  # dictionary load (~1 s) kept out of the timing

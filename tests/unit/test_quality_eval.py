@@ -26,8 +26,7 @@ def setup(tmp_path_factory, shared_data):
     split = [is_heldout(r["id"], charlm.HOLDOUT_FRAC, charlm.HOLDOUT_SEED) for r in prose]
     # Training prose as web-page-sized chunks (paragraphs joined to >= 300 chars), so a small token
     # budget still samples many documents, as it does from the short web/spam documents.
-    write_jsonl(d / "prose_docs.jsonl", [r["text"] for r, h in zip(prose, split) if not h])
-    prose_train = prose_chunks(str(d / "prose_docs.jsonl"))
+    prose_train = [c for r, h in zip(prose, split) if not h for c in prose_chunks(r["text"])]
     held = [r["text"] for r, h in zip(prose, split) if h][:8]
     write_jsonl(d / "prose_raw.jsonl", prose_train)
     # The cleaned candidate is a corpusforge run: normalize, exact + near-duplicate removal.
