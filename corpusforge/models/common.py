@@ -102,3 +102,8 @@ def max_units(info: dict) -> int:
     from corpusforge.models.featurize import MAX_UNITS
 
     return int(info.get("max_units", info.get("max_chars", MAX_UNITS)))
+
+
+def sidecar_threshold(info: dict) -> float:
+    """The threshold chosen for the model (on validation, by the recipe); sidecars from before say none: 0.5."""
+    return float(info.get("threshold", 0.5))

@@ -8,9 +8,9 @@ import numpy as np
 
 from corpusforge.models import common
 
-# kind → (flag direction, the sidecar's threshold if any else this): spam flags P(spam) >= t, quality flags
-# score < t (what `quality_lr` with mode: threshold drops)
-_FLAGS = {"spam_fasttext": ("high", 0.5), "quality_lr": ("low", 0.5)}
+# kind → which scores are flagged: spam flags P(spam) >= t, quality flags score < t (what `quality_lr` with
+# mode: threshold drops)
+_FLAGS = {"spam_fasttext": "high", "quality_lr": "low"}
 
 
 def model_kind(path: str) -> str:
@@ -44,17 +44,17 @@ def scorer(path: str):
 
         q = quality.QualityModel(path, n)
         fn = q.score
-    return kind, fn, float(info.get("threshold", _FLAGS[kind][1]))
+    return kind, fn, common.sidecar_threshold(info)
 
 
 def flagged(kind: str, scores: np.ndarray, threshold: float) -> np.ndarray:
-    return scores >= threshold if _FLAGS[kind][0] == "high" else scores < threshold
+    return scores >= threshold if _FLAGS[kind] == "high" else scores < threshold
 
 
 def threshold_for_fpr(kind: str, good_scores: np.ndarray, fpr: float) -> float:
     """The threshold closest to the model's scores that flags at most `fpr` of the good texts."""
     k = int(np.floor(fpr * len(good_scores)))
-    if _FLAGS[kind][0] == "high":
+    if _FLAGS[kind] == "high":
         d = np.sort(good_scores)[::-1]
         return float(np.nextafter(d[k], np.inf)) if k < len(d) else float(d[-1])
     a = np.sort(good_scores)
@@ -79,7 +79,7 @@ def evaluate(path: str, good: dict[str, list[str]], bad: dict[str, list[str]], f
     out = {"model": path, "kind": kind, "threshold": t, "files": files}
     if y.any() and (~y).any():
         out.update(common.prf(y, flagged(kind, s, t)))
-        out["auc"] = round(common.auc(y, s if _FLAGS[kind][0] == "high" else -s), 4)
+        out["auc"] = round(common.auc(y, s if _FLAGS[kind] == "high" else -s), 4)
         tf = threshold_for_fpr(kind, s[~y], fpr)
         out.update({"fpr_target": fpr, "threshold_at_fpr": tf,
                     "recall_at_fpr": round(float(flagged(kind, s[y], tf).mean()), 4)})

@@ -21,8 +21,7 @@ def _model_files(path: str, kind: str) -> list[str]:
 
 
 def _threshold(given: float | None, info: dict) -> float:
-    # a sidecar without one (a model from before thresholds were chosen on validation) means 0.5
-    return given if given is not None else float(info.get("threshold", 0.5))
+    return given if given is not None else common.sidecar_threshold(info)
 
 
 class _ModelFilter(FilterStage):
