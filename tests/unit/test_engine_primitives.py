@@ -79,8 +79,12 @@ _CHILD = textwrap.dedent("""
     conf = spark.sparkContext.getConf()
     rows = spark.range(0, 100, 1, 2).count()
     pid = spark.sparkContext._gateway.proc.pid
-    inodes = {{os.readlink(f"/proc/{{pid}}/fd/{{fd}}")[8:-1] for fd in os.listdir(f"/proc/{{pid}}/fd")
-              if os.readlink(f"/proc/{{pid}}/fd/{{fd}}").startswith("socket:")}}
+    def link(fd):  # an fd the JVM closes while it is listed has no link any more
+        try:
+            return os.readlink(f"/proc/{{pid}}/fd/{{fd}}")
+        except FileNotFoundError:
+            return ""
+    inodes = {{ln[8:-1] for ln in map(link, os.listdir(f"/proc/{{pid}}/fd")) if ln.startswith("socket:")}}
     listening = []  # the JVM's listening TCP sockets, as hex local addresses
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in open(table).read().splitlines()[1:]:
