@@ -21,14 +21,10 @@ VALIDATION_FPR = 0.02  # the spam threshold flags at most this share of every ge
 MIN_GENRE_ROWS = 20  # genres with fewer validation rows (ChineseWebText's 10 + 10) do not set the threshold
 
 
-def _pass_rule_filters(texts: list[str]) -> list[str]:
-    """The rows pangu_rules keeps: in pangu.yaml the spam filter only ever sees those."""
+def _pass_rule_filters(st, texts: list[str]) -> list[str]:
+    """The rows pangu_rules (st, set up) keeps: in pangu.yaml the spam filter only ever sees those."""
     import pyarrow as pa
 
-    from corpusforge.stages.pangu_rules import PanguRules
-
-    st = PanguRules(PanguRules.Params(thresholds="thresholds/pangu.yaml"))
-    st.setup()
     b = pa.RecordBatch.from_pydict({"id": [str(i) for i in range(len(texts))], "text": texts, "source": [""] * len(texts)})
     keep = st.decide({k: v.to_numpy(zero_copy_only=False) for k, v in st.score(b).items()}).keep
     return [t for t, k in zip(texts, keep) if k]
@@ -38,8 +34,12 @@ def spam_threshold(rows, path: str) -> float:
     """The lowest threshold at which every genre with enough validation rows (those the rule filters keep)
     has at most VALIDATION_FPR flagged, rounded up to 0.01, and never below 0.5 (below it the model finds
     spam the likelier class)."""
+    from corpusforge.stages.pangu_rules import PanguRules
+
+    st = PanguRules(PanguRules.Params(thresholds="thresholds/pangu.yaml"))
+    st.setup()
     m = spam.load(path)
-    val = {g: _pass_rule_filters(t) for g, t in recipe.by_genre(rows, "validation").items() if g in recipe.POSITIVE_GENRES}
+    val = {g: _pass_rule_filters(st, t) for g, t in recipe.by_genre(rows, "validation").items() if g in recipe.POSITIVE_GENRES}
     need = max(evaluate.threshold_for_fpr("spam_fasttext", spam.spam_prob(m, t), VALIDATION_FPR)
                for t in val.values() if len(t) >= MIN_GENRE_ROWS)
     print(f"spam threshold the validation split allows: {need:.4f}")

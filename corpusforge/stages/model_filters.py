@@ -20,18 +20,25 @@ def _model_files(path: str, kind: str) -> list[str]:
     return [p, p + ".json"]
 
 
-def _threshold(given: float | None, info: dict) -> float:
-    return given if given is not None else common.sidecar_threshold(info)
-
-
 class _ModelFilter(FilterStage):
     kind: ClassVar[str]
+
+    def files(self) -> list[str]:
+        return _model_files(self.params.model, self.kind)
+
+    def _read_sidecar(self) -> str:
+        """The model's local path; its checked sidecar goes to self._info."""
+        path = resolve(self.params.model)
+        self._info = common.check_sidecar(path, self.kind)
+        return path
 
     def threshold(self) -> float:
         """The threshold in force: the stage's own, else the one the model's sidecar records."""
         if self.params.threshold is not None:
             return self.params.threshold
-        return _threshold(None, common.check_sidecar(resolve(self.params.model), self.kind))
+        if not hasattr(self, "_info"):  # asked without setup() (the report)
+            self._read_sidecar()
+        return common.sidecar_threshold(self._info)
 
 
 @register
@@ -45,16 +52,10 @@ class SpamFastText(_ModelFilter):
         model: str = "models/spam_fasttext.bin"  # bundled default, or a path from `corpusforge train-spam`
         threshold: float | None = None  # P(spam) at which a document drops; default: the model's own (its sidecar's)
 
-
-    def files(self) -> list[str]:
-        return _model_files(self.params.model, "spam_fasttext")
-
     def setup(self) -> None:
         from corpusforge.models import spam
 
-        path = resolve(self.params.model)
-        self._info = common.check_sidecar(path, spam.KIND)
-        self._model = spam.load(path)
+        self._model = spam.load(self._read_sidecar())
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import spam
@@ -63,7 +64,7 @@ class SpamFastText(_ModelFilter):
         return {"prob": pa.array(spam.spam_prob(self._model, texts, common.max_units(self._info)), pa.float64())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
-        keep = scores["prob"] < _threshold(self.params.threshold, self._info)
+        keep = scores["prob"] < self.threshold()
         return Verdict(keep=keep, reason=[None if k else "spam" for k in keep])
 
 
@@ -81,15 +82,10 @@ class QualityLR(_ModelFilter):
         threshold: float | None = None  # mode: threshold keeps score >= threshold (default: the model's own)
         seed: int = 0  # the per-document draw is blake2b(seed, id): same on every engine and rerun
 
-
-    def files(self) -> list[str]:
-        return _model_files(self.params.model, "quality_lr")
-
     def setup(self) -> None:
         from corpusforge.models import quality
 
-        path = resolve(self.params.model)
-        self._info = common.check_sidecar(path, quality.KIND)
+        path = self._read_sidecar()
         self._model = quality.QualityModel(path, common.max_units(self._info))
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
@@ -101,7 +97,7 @@ class QualityLR(_ModelFilter):
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
         if self.params.mode == "threshold":
-            keep = scores["score"] >= _threshold(self.params.threshold, self._info)
+            keep = scores["score"] >= self.threshold()
         else:
             keep = scores["draw"] > 1.0 - scores["score"]
         return Verdict(keep=keep, reason=[None if k else "low_quality" for k in keep])
