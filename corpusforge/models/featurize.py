@@ -17,12 +17,18 @@ _WORDISH = {"Lu", "Ll", "Lt", "Lm", "Nd", "Nl", "No", "Mn", "Mc", "Me"}  # may j
 
 
 @functools.cache
+def categories() -> list[str]:
+    """unicodedata.category of every code point."""
+    return [unicodedata.category(chr(c)) for c in range(0x110000)]
+
+
+@functools.cache
 def _unit_re() -> re.Pattern:
     """Units: Latin words, numbers, and every other character that is not whitespace, control, format or
     private-use. Control characters are not units: fastText's C++ reader treats some (NUL, ...) as
     separators and a NUL inside a predicted line corrupted later training in the same process (seen on
     TREC06C spam). Format and private-use characters (zero-width spaces, BOMs) are what `clean` strips."""
-    skip = [c for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cf", "Co", "Cc")] + [0xFFFD]
+    skip = [c for c, cat in enumerate(categories()) if cat in ("Cf", "Co", "Cc")] + [0xFFFD]
     ranges, start = [], skip[0]
     for a, b in zip(skip, skip[1:] + [None]):
         if b != a + 1:
@@ -65,8 +71,8 @@ def hashed(text: str, dim: int, max_units: int = MAX_UNITS) -> tuple[np.ndarray,
     return idx, val
 
 
-def hashed_matrix(texts, dim: int, max_units: int = MAX_UNITS):
-    """CSR pieces (indptr, indices, data) for many texts."""
+def hashed_matrix_reference(texts, dim: int, max_units: int = MAX_UNITS):
+    """CSR pieces (indptr, indices, data) for many texts, one text at a time in Python."""
     ind, dat, ptr = [], [], [0]
     for t in texts:
         i, v = hashed(t or "", dim, max_units)
@@ -75,3 +81,35 @@ def hashed_matrix(texts, dim: int, max_units: int = MAX_UNITS):
         ptr.append(ptr[-1] + len(i))
     return (np.asarray(ptr, np.int64), np.concatenate(ind) if ind else np.zeros(0, np.int64),
             np.concatenate(dat) if dat else np.zeros(0))
+
+
+# ---- whole batches: the compiled kernels of corpusforge/algorithms/units.py (equal to the above) --------
+
+def _kernel():
+    try:
+        from corpusforge.algorithms import units
+    except ImportError:  # no numba: the reference, one text at a time
+        return None
+    return units
+
+
+def hashed_matrix(texts, dim: int, max_units: int = MAX_UNITS, ids=None):
+    """hashed_matrix_reference's CSR for a list of str or an Arrow string array. With `ids` (one per text),
+    units already cut for the same id and text in this process are reused (the spam and quality stages
+    featurize the same documents one after the other)."""
+    k = _kernel()
+    if k is None:
+        return hashed_matrix_reference(_pylist(texts), dim, max_units)
+    return k.hashed_matrix(k.batch_units(texts, max_units, ids), dim)
+
+
+def fasttext_lines(texts, max_units: int = MAX_UNITS, ids=None) -> list[str]:
+    """fasttext_line(text) + "\n" for each text (a list of str or an Arrow string array); ids: as above."""
+    k = _kernel()
+    if k is None:
+        return [fasttext_line(t or "", max_units) + "\n" for t in _pylist(texts)]
+    return k.fasttext_lines(k.batch_units(texts, max_units, ids))
+
+
+def _pylist(texts) -> list:
+    return texts if isinstance(texts, list) else texts.to_pylist()

@@ -51,8 +51,8 @@ class QualityModel:
         self.w, self.b, self.max_units = wb[:-1], float(wb[-1]), max_units
         self.dim = len(self.w)
 
-    def score(self, texts) -> np.ndarray:
-        ptr, ind, dat = hashed_matrix(texts, self.dim, self.max_units)
+    def score(self, texts, ids=None) -> np.ndarray:
+        ptr, ind, dat = hashed_matrix(texts, self.dim, self.max_units, ids)
         return 1.0 / (1.0 + np.exp(-_margin(self.w, self.b, ptr, ind, dat)))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import check_data, is_heldout, prf, write_sidecar
-from corpusforge.models.featurize import MAX_UNITS, fasttext_line
+from corpusforge.models.featurize import MAX_UNITS, fasttext_line, fasttext_lines
 
 KIND = "spam_fasttext"
 SPAM, HAM = "__label__spam", "__label__ham"
@@ -44,11 +44,12 @@ def load(path: str):
     return fasttext.load_model(path)
 
 
-def spam_prob(model, texts, max_units: int = MAX_UNITS) -> np.ndarray:
-    """P(spam) per text; the same model file and text give the same float on every run and worker."""
+def spam_prob(model, texts, max_units: int = MAX_UNITS, ids=None) -> np.ndarray:
+    """P(spam) per text (list of str or Arrow strings; ids: see featurize.fasttext_lines); the same model
+    file and text give the same float on every run and worker."""
     if not len(texts):
         return np.zeros(0)
-    lines = [fasttext_line(t or "", max_units) + "\n" for t in texts]
+    lines = fasttext_lines(texts, max_units, ids)
     labels, probs = model.f.multilinePredict(lines, 2, 0.0, "replace")
     if len(labels) != len(lines) or len(probs) != len(lines):  # zip would leave np.empty garbage as scores
         raise CorpusforgeError("classifier_error", f"fastText returned {len(labels)} predictions for {len(lines)} texts")

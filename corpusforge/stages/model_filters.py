@@ -20,6 +20,11 @@ def _model_files(path: str, kind: str) -> list[str]:
     return [p, p + ".json"]
 
 
+def _ids(batch: pa.RecordBatch) -> list | None:
+    """Document ids: the featurizer reuses the units of an id + text it cut for the stage before."""
+    return batch.column("id").to_pylist() if "id" in batch.schema.names else None
+
+
 class _ModelFilter(FilterStage):
     kind: ClassVar[str]
 
@@ -60,8 +65,8 @@ class SpamFastText(_ModelFilter):
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import spam
 
-        texts = batch.column("text").to_pylist()
-        return {"prob": pa.array(spam.spam_prob(self._model, texts, common.max_units(self._info)), pa.float64())}
+        p = spam.spam_prob(self._model, batch.column("text"), common.max_units(self._info), _ids(batch))
+        return {"prob": pa.array(p, pa.float64())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:
         keep = scores["prob"] < self.threshold()
@@ -91,8 +96,9 @@ class QualityLR(_ModelFilter):
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import quality
 
-        s = self._model.score(batch.column("text").to_pylist())
-        draw = quality.pareto_draw(quality.uniform(self.params.seed, batch.column("id").to_pylist()), self.params.alpha)
+        ids = batch.column("id").to_pylist()
+        s = self._model.score(batch.column("text"), ids)
+        draw = quality.pareto_draw(quality.uniform(self.params.seed, ids), self.params.alpha)
         return {"score": pa.array(s, pa.float64()), "draw": pa.array(draw, pa.float64())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:

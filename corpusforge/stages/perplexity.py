@@ -89,12 +89,12 @@ class Perplexity(FilterStage):
             from corpusforge.train.evaluate import Run
 
             run = Run(self._run_dir(), device=self.params.device)
-            self._score = lambda texts: run.doc_ppl([t[: self.params.max_chars] for t in texts])
+            self._score = lambda texts: run.doc_ppl([t[: self.params.max_chars] for t in texts.to_pylist()])
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.train import charlm
 
-        ppl = np.asarray(self._score(batch.column("text").to_pylist()), dtype=np.float64)
+        ppl = np.asarray(self._score(batch.column("text")), dtype=np.float64)
         return {"ppl": pa.array(ppl, pa.float64()), "bucket": pa.array(charlm.bucket(ppl, self._cuts), pa.string())}
 
     def decide(self, scores: dict[str, np.ndarray]) -> Verdict:

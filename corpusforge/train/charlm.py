@@ -22,7 +22,10 @@ KIND = "char_ngram_lm"
 def codepoints(text: str) -> np.ndarray:
     """Normalized code points: digits → 0, ASCII letters lower-cased, every space variant → ' ' (so
     numbers and casing do not blow up the vocabulary)."""
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    return _normalize(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy())
+
+
+def _normalize(cp: np.ndarray) -> np.ndarray:
     cp[(cp >= 0x30) & (cp <= 0x39)] = 0x30
     cp[(cp >= 0xFF10) & (cp <= 0xFF19)] = 0x30
     up = (cp >= 0x41) & (cp <= 0x5A)
@@ -47,6 +50,11 @@ def _lookup(keys: np.ndarray, values: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(keys[i] == q, values[i], 0)
 
 
+def _per_doc(lp: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.exp(-np.add.reduceat(lp, bounds) / lengths)
+
+
 def _count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     u, c = np.unique(keys, return_counts=True)
     return u, c.astype(np.int64)
@@ -60,6 +68,7 @@ class CharLM:
         self.vocab = arrays["vocab"]  # code point of each id >= 2
         self.V = len(self.vocab) + 2
         self._table = None
+        self._packed = None
 
     # ---- text → ids --------------------------------------------------------------------------------
     def _ids(self, text: str, max_chars: int) -> np.ndarray:
@@ -103,14 +112,48 @@ class CharLM:
             p = np.where(seen, (np.maximum(c - d, 0.0) + d * types * p) / safe, p)
         return np.log(p)
 
-    def perplexity(self, texts: list[str], max_chars: int = 20000) -> np.ndarray:
+    def perplexity_reference(self, texts: list[str], max_chars: int = 20000) -> np.ndarray:
         """Per-document perplexity per character (exp of the mean negative log-probability)."""
         if not texts:
             return np.zeros(0)
         stream, lengths = self._stream(texts, max_chars)
-        lp = self._logprob_positions(stream, lengths)
-        bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return np.exp(-np.add.reduceat(lp, bounds) / lengths)
+        return _per_doc(self._logprob_positions(stream, lengths), lengths)
+
+    def perplexity(self, texts, max_chars: int = 20000) -> np.ndarray:
+        """perplexity_reference's values (bit-equal) for a list of str or an Arrow string array, by one
+        compiled pass per batch: the same lookups and the same float operations in the same order, per
+        position, without the per-order arrays of every n-gram key."""
+        from corpusforge.algorithms.units import arrow_utf8
+
+        try:
+            from corpusforge.train.charlm_kernel import probabilities
+        except ImportError:  # no numba
+            return self.perplexity_reference(texts if isinstance(texts, list) else texts.to_pylist(), max_chars)
+        u8, offs = arrow_utf8(texts)
+        if len(offs) == 1:
+            return np.zeros(0)
+        if self._packed is None:
+            self._packed = self._pack_tables()
+        p, lengths = probabilities(u8, offs, max_chars, self.order, self.bits, 1.0 / self.V, *self._packed)
+        return _per_doc(np.log(p), lengths)
+
+    def _pack_tables(self) -> tuple:
+        """The kernel's inputs: code point → id (after `codepoints`' normalization), and each order's
+        tables back to back, with a hash table over each order's keys."""
+        from corpusforge.train.charlm_kernel import hash_table
+
+        self._ids("", 0)  # builds self._table
+        idmap = self._table[np.minimum(_normalize(np.arange(0x110000, dtype=np.uint32)), 0x10FFFF)]
+        a, orders = self.a, range(1, self.order + 1)
+
+        def cat(name, dtype=None):
+            return np.concatenate([a[name.format(k)] for k in orders]).astype(dtype or a[name.format(1)].dtype)
+
+        offs = {t: np.cumsum([0] + [len(a[f"{t}{k}_keys"]) for k in orders]).astype(np.int64) for t in "gh"}
+        g = hash_table(cat("g{}_keys"), cat("g{}_counts", np.uint64)[:, None], offs["g"])
+        h = hash_table(cat("h{}_keys"), np.stack([cat("h{}_total", np.uint64), cat("h{}_types", np.float64).view(np.uint64)], 1),
+                       offs["h"])
+        return (idmap, *g, h[0], h[0].view(np.float64), h[1], h[2], a["discounts"].astype(np.float64))
 
     # ---- persistence -------------------------------------------------------------------------------
     def save(self, path: str) -> None:

@@ -1,0 +1,113 @@
+"""The char n-gram LM's scoring loop compiled (numba): per predicted position, the same lookups and the
+same float operations, in the same order, as CharLM._logprob_positions does with whole-array steps (an
+open-addressing hash table per order stands in for its binary searches: it finds the same entries);
+tests/unit/test_kernels.py checks the perplexities are bit-equal."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(q, mask):
+    h = q ^ (q >> np.uint64(33))  # MurmurHash3's 64-bit finalizer
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def hash_table(keys, values, offs):
+    """Open-addressing tables, one per order (keys[offs[o]:offs[o+1]]), each a power of two at least
+    twice its size, back to back: rows (key, 1 = occupied, the entry's values...) so that a lookup reads
+    one cache line; and the first row and the mask of each order."""
+    norder = offs.shape[0] - 1
+    start = np.zeros(norder + 1, np.int64)
+    masks = np.zeros(norder, np.uint64)
+    for o in range(norder):
+        cap = 2
+        while cap < 2 * (offs[o + 1] - offs[o]):
+            cap *= 2
+        start[o + 1] = start[o] + cap
+        masks[o] = cap - 1
+    tab = np.zeros((start[norder], 2 + values.shape[1]), np.uint64)
+    for o in range(norder):
+        for j in range(offs[o], offs[o + 1]):
+            s = _slot(keys[j], masks[o])
+            while tab[start[o] + s, 1] != 0:
+                s = (s + np.uint64(1)) & masks[o]
+            r = start[o] + s
+            tab[r, 0] = keys[j]
+            tab[r, 1] = 1
+            tab[r, 2:] = values[j]
+    return tab, start, masks
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find(tab, start, masks, o, q):
+    """The row of q in order o's table, or -1."""
+    s = _slot(q, masks[o])
+    while True:
+        r = start[o] + s
+        if tab[r, 1] == 0:
+            return -1
+        if tab[r, 0] == q:
+            return r
+        s = (s + np.uint64(1)) & masks[o]
+
+
+@numba.njit(cache=True, nogil=True)
+def probabilities(u8, offs, max_chars, order, bits, p0, idmap, g, gstart, gmask, h, hf, hstart, hmask, disc):
+    """P(id_i | the order-1 ids before it) at every predicted position of every document (the first
+    max_chars characters, then the boundary), documents back to back; and the positions per document.
+    g rows: (key, occupied, count); h rows: (key, occupied, total, types as float64 bits; hf views them)."""
+    nd = offs.shape[0] - 1
+    lengths = np.empty(nd, np.int64)
+    for d in range(nd):
+        chars = 0
+        for i in range(offs[d], offs[d + 1]):
+            chars += (u8[i] & 0xC0) != 0x80  # UTF-8 lead bytes
+        lengths[d] = min(chars, max_chars) + 1
+    p = np.empty(lengths.sum(), np.float64)
+    hist = np.zeros(max(order, 1), np.uint64)  # hist[j]: the id j + 1 positions back (0 = boundary/pad)
+    shift = np.uint64(bits)
+    k = 0
+    for d in range(nd):
+        hist[:] = 0
+        i = offs[d]
+        for n in range(lengths[d]):
+            x = np.uint64(0)
+            if n < lengths[d] - 1:
+                c = np.uint32(u8[i])
+                if c < 0x80:
+                    i += 1
+                elif c < 0xE0:
+                    c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
+                    i += 2
+                elif c < 0xF0:
+                    c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
+                    i += 3
+                else:
+                    c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
+                    i += 4
+                x = np.uint64(idmap[c])
+            pr = p0
+            key = x
+            for o in range(order):  # order o + 1: the gram of the last o + 1 ids, its context without x
+                if o > 0:
+                    key = key | (hist[o - 1] << (shift * np.uint64(o)))
+                j = _find(g, gstart, gmask, o, key)
+                cnt = np.float64(g[j, 2]) if j >= 0 else 0.0
+                r = _find(h, hstart, hmask, o, key >> shift)
+                if r >= 0 and h[r, 2] > 0:
+                    dd = disc[o]
+                    pr = (max(cnt - dd, 0.0) + dd * hf[r, 3] * pr) / np.float64(h[r, 2])
+            p[k] = pr
+            k += 1
+            for j in range(order - 2, 0, -1):
+                hist[j] = hist[j - 1]
+            hist[0] = x
+    return p, lengths

@@ -1,0 +1,121 @@
+"""The compiled text kernels equal their reference paths, column by column, on the shared real data and on
+adversarial text (issue 20: no decision may change)."""
+
+import json
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from corpusforge.algorithms import units as K
+from corpusforge.models import featurize as ref
+
+FILES = ["prose/luxun_fiction_essays.jsonl", "prose/zhwiki_articles_100.jsonl", "web/commoncrawl_2021-43_zh_100docs.jsonl",
+         "spam/trec06c_email_sample.jsonl", "diverse/news_sogoucs_sohu.jsonl", "quality/chinesewebtext_clean_vs_dirty.jsonl"]
+
+
+def shared_texts(shared, files=FILES):
+    out = []
+    for f in files:
+        for line in (shared / f).read_text(encoding="utf-8").splitlines():
+            out.append(json.loads(line)["text"])
+    return out
+
+
+def adversarial(n=300, seed=20, interacting=True):
+    """Mixed scripts and the characters the per-character tables must not get wrong: combining marks
+    (composing with the letter before), Hangul jamo, Σ (lowers by context), full-width forms, ligatures and
+    squared units that NFKC expands (㎏ → kg, ﬁ → fi), superscripts, controls, private use, unassigned code
+    points, and long runs of spaces that move the reader's piece boundaries."""
+    rng = random.Random(seed)
+    pools = ["中文字符测试，。！？", "ＡＢＣａｂｃ１２３", "e\u0301a\u0308", "\u1100\u1161\u11a8가각", "ΣΑΣ σς",
+             "㎏㎞ﬁﬃ²³①½", "\x00\x07\u200b\ufeff\ue000\U000f0000", "\u0378\U000e0fff", "abc XYZ 0123 İı",
+             "ｶﾞﾊﾟ", "\u09c7\u09be\u0b47\u0b3e", "\u3000\xa0\t\n"]
+    if not interacting:
+        pools = [p for i, p in enumerate(pools) if i not in (2, 3, 4, 9, 10)]
+    out = []
+    for i in range(n):
+        parts = []
+        for _ in range(rng.randrange(1, 60)):
+            p = rng.choice(pools)
+            parts.append("".join(rng.choice(p) for _ in range(rng.randrange(1, 8))))
+            if rng.random() < 0.05:
+                parts.append(" " * rng.randrange(2900, 3100))
+        out.append("".join(parts) * rng.choice([1, 1, 40]))
+    return out
+
+
+def ref_units(texts, max_units):
+    return [ref.units(t, max_units) for t in texts]
+
+
+def as_lists(u: K.Units):
+    cps = u.cps.tobytes().decode("utf-32-le")
+    return [[cps[u.uoff[i]:u.uoff[i + 1]] for i in range(u.doc_u[d], u.doc_u[d + 1])] for d in range(len(u))]
+
+
+@pytest.mark.parametrize("max_units", [3000, 50])
+def test_units_hashes_and_lines_equal_the_reference_on_real_text(shared_data, max_units):
+    texts = shared_texts(shared_data)
+    u = K.batch_units(pa.array(texts), max_units)
+    assert as_lists(u) == ref_units(texts, max_units)
+    fast = K.hashed_matrix(u, 1 << 18)
+    slow = ref.hashed_matrix_reference(texts, 1 << 18, max_units)
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and np.array_equal(a, b)  # data: bit-equal floats
+    assert K.fasttext_lines(u) == [ref.fasttext_line(t, max_units) + "\n" for t in texts]
+
+
+@pytest.mark.parametrize("interacting", [True, False])
+def test_units_equal_the_reference_on_adversarial_text(interacting):
+    texts = adversarial(interacting=interacting)
+    u = K.batch_units(pa.array(texts))
+    assert as_lists(u) == ref_units(texts, ref.MAX_UNITS)
+    # documents with characters that interact go to the reference; the others the kernel cuts itself
+    flagged = K._kernels()[0](*K.arrow_utf8(pa.array(texts)), ref.MAX_UNITS, *K.tables())[3]
+    assert (0 < flagged.sum() < len(texts)) if interacting else not flagged.any()
+
+
+def test_tables_follow_nfkc_and_lower_per_character():
+    moff, mcp, simple, cls, isdig, wordish = K.tables()
+    for ch, want in [("Ａ", "a"), ("㎏", "kg"), ("，", ","), ("中", "中"), ("ﬁ", "fi")]:
+        c = ord(ch)
+        assert simple[c] and mcp[moff[c]:moff[c + 1]].tobytes().decode("utf-32-le") == want
+    for ch in ["\u0301", "\u1161", "\u11a8", "Σ", "\u09be"]:  # compose with (or lower by) their neighbour
+        assert not simple[ord(ch)]
+    assert [cls[ord(c)] for c in "a0中 \u200b"] == [K._LETTER, K._DIGIT, K._OTHER, K._SPACE, K._SPACE]
+
+
+def test_memo_reuses_units_only_for_the_same_id_and_text(shared_data):
+    texts = shared_texts(shared_data, FILES[:1])[:40]
+    ids = [f"d{i}" for i in range(len(texts))]
+    K.batch_units(pa.array(texts), ids=ids)
+    # the next stage sees a subset, one text changed under the same id, one new document
+    sub = [5, 7, 30]
+    texts2 = [texts[i] for i in sub] + ["另一篇文章"]
+    texts2[1] = texts2[1] + "改"
+    ids2 = [ids[i] for i in sub] + ["new"]
+    got = K.batch_units(pa.array(texts2), ids=ids2)
+    assert as_lists(got) == ref_units(texts2, ref.MAX_UNITS)
+    assert np.array_equal(K.hashed_matrix(got, 997)[1], ref.hashed_matrix_reference(texts2, 997)[1])
+
+
+def test_memo_does_not_cross_max_units(shared_data):
+    texts = shared_texts(shared_data, FILES[:1])[:5]
+    ids = [str(i) for i in range(5)]
+    K.batch_units(pa.array(texts), 3000, ids)
+    assert as_lists(K.batch_units(pa.array(texts), 20, ids)) == ref_units(texts, 20)
+
+
+@pytest.mark.parametrize("max_chars", [20000, 7])
+def test_char_lm_perplexity_is_bit_equal_to_the_reference(shared_data, max_chars):
+    from corpusforge.rules_files import resolve
+    from corpusforge.train import charlm
+
+    lm = charlm.CharLM.load(resolve("models/char_lm_zh.npz"))
+    texts = shared_texts(shared_data) + adversarial(60) + ["", "a"]
+    fast = lm.perplexity(pa.array(texts), max_chars)
+    slow = lm.perplexity_reference(texts, max_chars)
+    assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
+    assert np.array_equal(lm.perplexity(texts[:3], max_chars), slow[:3])  # a list of str too
