@@ -299,7 +299,30 @@ def _kernels():
             out[r] = eq
         return out
 
-    return units, hashed, lines, same_text
+    @numba.njit(cache=True, nogil=True)
+    def take(cps, uoff, doc_u, docs):
+        nu = 0
+        nc = 0
+        for d in docs:
+            nu += doc_u[d + 1] - doc_u[d]
+            nc += uoff[doc_u[d + 1]] - uoff[doc_u[d]]
+        out_cps = np.empty(nc, np.uint32)
+        out_uoff = np.zeros(nu + 1, np.int64)
+        out_doc = np.zeros(docs.shape[0] + 1, np.int64)
+        k = 0
+        j = 0
+        for i in range(docs.shape[0]):
+            d = docs[i]
+            for u in range(doc_u[d], doc_u[d + 1]):
+                for q in range(uoff[u], uoff[u + 1]):
+                    out_cps[k] = cps[q]
+                    k += 1
+                j += 1
+                out_uoff[j] = k
+            out_doc[i + 1] = j
+        return out_cps, out_uoff, out_doc
+
+    return units, hashed, lines, same_text, take
 
 
 @functools.cache
@@ -330,10 +353,7 @@ class Units:
 
     def take(self, docs: np.ndarray) -> "Units":
         """The units of these documents, in this order."""
-        per_doc = np.diff(self.doc_u)[docs]
-        units = _ranges(self.doc_u[docs], per_doc)
-        lens = np.diff(self.uoff)[units]
-        return Units(self.cps[_ranges(self.uoff[units], lens)], _offsets(lens), _offsets(per_doc))
+        return Units(*_kernels()[4](self.cps, self.uoff, self.doc_u, np.asarray(docs, np.int64)))
 
     @staticmethod
     def concat(parts: list["Units"]) -> "Units":
@@ -346,12 +366,6 @@ def _offsets(lens: np.ndarray) -> np.ndarray:
     out = np.zeros(len(lens) + 1, np.int64)
     np.cumsum(lens, out=out[1:])
     return out
-
-
-def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(s, s + n) for each (s, n)."""
-    lens = np.asarray(lens, np.int64)
-    return np.repeat(np.asarray(starts, np.int64) - _offsets(lens)[:-1], lens) + np.arange(int(lens.sum()))
 
 
 _memo = threading.local()  # per thread: the last batch's (max_units, text buffers, id → row, units)

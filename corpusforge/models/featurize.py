@@ -103,6 +103,11 @@ def hashed_matrix(texts, dim: int, max_units: int = MAX_UNITS, ids=None):
     return k.hashed_matrix(k.batch_units(texts, max_units, ids), dim)
 
 
+def batch_units(texts, max_units: int = MAX_UNITS, ids=None):
+    """The units of a batch (algorithms/units.Units), for the compiled consumers; ids: as above."""
+    return _kernel().batch_units(texts, max_units, ids)
+
+
 def fasttext_lines(texts, max_units: int = MAX_UNITS, ids=None) -> list[str]:
     """fasttext_line(text) + "\n" for each text (a list of str or an Arrow string array); ids: as above."""
     k = _kernel()

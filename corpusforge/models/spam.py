@@ -16,7 +16,7 @@ import numpy as np
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.models.common import check_data, is_heldout, prf, write_sidecar
-from corpusforge.models.featurize import MAX_UNITS, fasttext_line, fasttext_lines
+from corpusforge.models.featurize import MAX_UNITS, batch_units, fasttext_line, fasttext_lines
 
 KIND = "spam_fasttext"
 SPAM, HAM = "__label__spam", "__label__ham"
@@ -45,11 +45,19 @@ def load(path: str):
 
 
 def spam_prob(model, texts, max_units: int = MAX_UNITS, ids=None) -> np.ndarray:
-    """P(spam) per text (list of str or Arrow strings; ids: see featurize.fasttext_lines); the same model
-    file and text give the same float on every run and worker."""
+    """P(spam) per text (list of str or Arrow strings; ids: see featurize.hashed_matrix); the same model
+    file and text give the same float on every run and worker. Compiled prediction over the featurizer's
+    units when the model is of the kind corpusforge trains (models/fasttext_kernel.py), else fastText's."""
     if not len(texts):
         return np.zeros(0)
-    lines = fasttext_lines(texts, max_units, ids)
+    predict = _compiled(model)
+    if predict is not None:
+        return predict(batch_units(texts, max_units, ids))
+    return spam_prob_fasttext(model, fasttext_lines(texts, max_units, ids))
+
+
+def spam_prob_fasttext(model, lines: list[str]) -> np.ndarray:
+    """P(spam) per fastText input line, by fastText's own predict."""
     labels, probs = model.f.multilinePredict(lines, 2, 0.0, "replace")
     if len(labels) != len(lines) or len(probs) != len(lines):  # zip would leave np.empty garbage as scores
         raise CorpusforgeError("classifier_error", f"fastText returned {len(labels)} predictions for {len(lines)} texts")
@@ -59,6 +67,18 @@ def spam_prob(model, texts, max_units: int = MAX_UNITS, ids=None) -> np.ndarray:
         # no label at all: NaN, which the pipeline quarantines (score_invalid), never a keep by accident
         out[i] = d.get(SPAM, 1.0 - d[HAM]) if (SPAM in d or HAM in d) else np.nan
     return out
+
+
+def _compiled(model):
+    """The compiled predictor for this loaded model (built once), or None."""
+    if not hasattr(model, "_cf_predict"):
+        try:
+            from corpusforge.models.fasttext_kernel import Predictor
+
+            model._cf_predict = Predictor(model, SPAM)
+        except (ImportError, ValueError, AttributeError):  # no numba, a model kind it does not replicate
+            model._cf_predict = None
+    return model._cf_predict
 
 
 def train(ham: list[str], spam: list[str], out: str, *, holdout: float = 0.1, threshold: float = 0.5,

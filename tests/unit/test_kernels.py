@@ -119,3 +119,16 @@ def test_char_lm_perplexity_is_bit_equal_to_the_reference(shared_data, max_chars
     slow = lm.perplexity_reference(texts, max_chars)
     assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
     assert np.array_equal(lm.perplexity(texts[:3], max_chars), slow[:3])  # a list of str too
+
+
+def test_compiled_fasttext_prediction_is_bit_equal_to_fasttext(shared_data):
+    from corpusforge.models import spam
+    from corpusforge.rules_files import resolve
+
+    model = spam.load(resolve("models/spam_fasttext.bin"))
+    texts = shared_texts(shared_data) + adversarial(100) + ["", "   ", "没有"]
+    assert spam._compiled(model) is not None
+    fast = spam.spam_prob(model, pa.array(texts))
+    slow = spam.spam_prob_fasttext(model, ref.fasttext_lines(texts))  # the lines through fastText's own predict
+    assert np.array_equal(fast, slow)
+    assert 0.05 < float(np.mean(fast >= 0.5)) < 0.95  # both classes occur: the comparison means something
