@@ -11,47 +11,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from corpusforge.algorithms import cpstrings
 from corpusforge.algorithms.units import Units
 
 EOS = "</s>"
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _hash(cps, a, b):
-    h = np.uint64(0xCBF29CE484222325)
-    for q in range(a, b):
-        h = (h ^ np.uint64(cps[q])) * np.uint64(0x100000001B3)
-    return h ^ (h >> np.uint64(29))
-
-
-@numba.njit(cache=True, nogil=True)
-def _build(wcps, woff, cap):
-    slots = np.full(cap, -1, np.int64)
-    for w in range(woff.shape[0] - 1):
-        s = _hash(wcps, woff[w], woff[w + 1]) & np.uint64(cap - 1)
-        while slots[s] >= 0:
-            s = (s + np.uint64(1)) & np.uint64(cap - 1)
-        slots[s] = w
-    return slots
-
-
-@numba.njit(cache=True, nogil=True)
-def _word(cps, a, b, wcps, woff, slots):
-    """Vocabulary id of the token cps[a:b] (a unit, or a bigram: two adjacent units), or -1."""
-    s = _hash(cps, a, b) & np.uint64(slots.shape[0] - 1)
-    while True:
-        w = slots[s]
-        if w < 0:
-            return -1
-        if woff[w + 1] - woff[w] == b - a:
-            same = True
-            for i in range(b - a):
-                if wcps[woff[w] + i] != cps[a + i]:
-                    same = False
-                    break
-            if same:
-                return w
-        s = (s + np.uint64(1)) & np.uint64(slots.shape[0] - 1)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -75,9 +38,9 @@ def _predict(cps, uoff, doc_u, wcps, woff, slots, eos, W, O, label):
         hidden[:] = 0
         n = 0
         for u in range(a, b):  # the line's tokens in order: units, bigrams, the end-of-line token
-            n += _add(hidden, W, _word(cps, uoff[u], uoff[u + 1], wcps, woff, slots))
+            n += _add(hidden, W, cpstrings.find(cps, uoff[u], uoff[u + 1], wcps, woff, slots))
         for u in range(a, b - 1):
-            n += _add(hidden, W, _word(cps, uoff[u], uoff[u + 2], wcps, woff, slots))
+            n += _add(hidden, W, cpstrings.find(cps, uoff[u], uoff[u + 2], wcps, woff, slots))
         n += _add(hidden, W, eos)
         if n == 0:
             out[d] = np.nan  # fastText predicts nothing
@@ -115,12 +78,7 @@ class Predictor:
         self.W = np.ascontiguousarray(model.get_input_matrix(), np.float32)
         self.O = np.ascontiguousarray(model.get_output_matrix(), np.float32)
         self.label = model.get_labels().index(label)
-        u = Units.of_lists([[w] for w in words])
-        self.wcps, self.woff = u.cps, u.uoff
-        cap = 2
-        while cap < 2 * len(words):
-            cap *= 2
-        self.slots = _build(self.wcps, self.woff, cap)
+        self.wcps, self.woff, self.slots = cpstrings.table(words)
         self.eos = words.index(EOS) if EOS in words else -1
 
     def __call__(self, u: Units) -> np.ndarray:

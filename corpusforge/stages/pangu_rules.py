@@ -113,16 +113,34 @@ class PanguRules(FilterStage):
         self.t = self._load_thresholds()
         self._ads = WordMatcher({"ads": [t for p in self.params.ads for t in read_word_list(p)]})
         self._nav_terms = frozenset(t.text for t in read_word_list(self.params.nav_terms))
+        try:
+            from corpusforge.algorithms.pangu_scan import Scanner
+        except ImportError:  # no numba: score_reference
+            self._scan = None
+        else:
+            self._scan = Scanner(_ZH_RE, self.t.nav_short_chars, self._nav_terms)
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        """score_reference's columns, from one compiled scan of the batch (algorithms/pangu_scan.py)."""
+        if self._scan is None:
+            return self.score_reference(batch)
+        texts = batch.column("text")
+        ints, fracs = self._scan(texts)
+        chars, zh, letters, lines = ints.T
+        return self._columns(texts, chars, zh, letters, lines, *fracs.T)
+
+    def score_reference(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         texts = batch.column("text")
         chars = pc.utf8_length(pc.replace_substring_regex(texts, "\\s+", "")).to_numpy(zero_copy_only=False).astype(np.int64)
         zh = pc.count_substring_regex(texts, _ZH_RE).to_numpy(zero_copy_only=False).astype(np.int64)
         letters = pc.utf8_length(pc.replace_substring_regex(texts, "[\\s0-9]+", "")).to_numpy(zero_copy_only=False)
-        denom = np.maximum(chars, 1)
-        ad_hits, _ = self._ads.count(texts)
         feats = [nav_features(s, self.t.nav_short_chars, self._nav_terms) for s in texts.to_pylist()]
         lines, short, link, prose = (np.array(c) for c in zip(*feats)) if feats else ([],) * 4
+        return self._columns(texts, chars, zh, letters, lines, short, link, prose)
+
+    def _columns(self, texts, chars, zh, letters, lines, short, link, prose) -> dict[str, pa.Array]:
+        denom = np.maximum(chars, 1)
+        ad_hits, _ = self._ads.count(texts)
         return {
             "chars": pa.array(chars, pa.int64()),
             "zh_ratio": pa.array(zh / np.maximum(letters, 1), pa.float64()),  # 0 for empty texts, never NaN

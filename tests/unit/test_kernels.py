@@ -132,3 +132,32 @@ def test_compiled_fasttext_prediction_is_bit_equal_to_fasttext(shared_data):
     slow = spam.spam_prob_fasttext(model, ref.fasttext_lines(texts))  # the lines through fastText's own predict
     assert np.array_equal(fast, slow)
     assert 0.05 < float(np.mean(fast >= 0.5)) < 0.95  # both classes occur: the comparison means something
+
+
+def nav_pages(shared):
+    """Real menus, TOCs and list pages (the HTML-extracted shared pages), plus lines built to hit every
+    branch of the navigation features: separators with Unicode spaces, TOC forms, nav terms, blank lines."""
+    out = shared_texts(shared, ["web/html/gne_extractor_output.jsonl"])
+    rng = random.Random(7)
+    parts = ["首页 | 新闻 | 关于我们", "1.2.3. 标题", "A.1. 附录", "1.2 概况", "第三章 总则", "第12节", "（二）办法", "(3)",
+             "上一页", "返回顶部", "\u3000首页\u3000", "a\u2003-\u2003b - c", "» 下一篇 ›", "1234. 长编号", "10.1000. x",
+             "这是一个很长的句子，里面有逗号，还有句号。确实是正文。", "", "  ", "\t", "第一百章", "第章", "（）", "·•|"]
+    for _ in range(200):
+        out.append("\n".join(rng.choice(parts) for _ in range(rng.randrange(1, 30))))
+    return out
+
+
+def test_pangu_rules_scan_equals_the_reference(shared_data):
+    from corpusforge.stage import lookup
+
+    cls = lookup("pangu_rules")
+    st = cls(cls.Params())
+    st.setup()
+    texts = shared_texts(shared_data) + nav_pages(shared_data) + adversarial(100) + ["", "\n\n", "  a  "]
+    batch = pa.RecordBatch.from_pydict({"text": texts})
+    fast, slow = st.score(batch), st.score_reference(batch)
+    assert st._scan is not None and list(fast) == list(slow)
+    for k in fast:
+        assert fast[k].equals(slow[k]), k
+    v = st.decide({k: c.to_numpy() for k, c in fast.items()})
+    assert {"navigation", "too_short", "low_zh_ratio"} <= set(v.reason)  # the branches are exercised
