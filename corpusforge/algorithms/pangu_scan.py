@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from corpusforge.algorithms import cpstrings
+from corpusforge.algorithms.units import arrow_utf8, decode
 
 _N = 0x110000
 # flag bits per code point
@@ -111,23 +112,7 @@ def scan(u8, offs, f, short_chars, tcps, toff, tslots):
     for d in range(nd):
         if cp.shape[0] < offs[d + 1] - offs[d]:
             cp = np.empty(offs[d + 1] - offs[d], np.uint32)
-        n = 0
-        i = offs[d]
-        while i < offs[d + 1]:
-            c = np.uint32(u8[i])
-            if c < 0x80:
-                i += 1
-            elif c < 0xE0:
-                c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
-                i += 2
-            elif c < 0xF0:
-                c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
-                i += 3
-            else:
-                c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
-                i += 4
-            cp[n] = c
-            n += 1
+        n = decode(u8, offs[d], offs[d + 1], cp)
         chars = zh = letters = 0
         for j in range(n):
             fl = f[cp[j]]
@@ -179,6 +164,4 @@ class Scanner:
         self.terms = cpstrings.table(sorted(nav_terms))
 
     def __call__(self, texts):
-        from corpusforge.algorithms.units import arrow_utf8
-
         return scan(*arrow_utf8(texts), self.f, self.short_chars, *self.terms)

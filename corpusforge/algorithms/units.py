@@ -16,6 +16,7 @@ import functools
 import threading
 import unicodedata
 
+import numba
 import numpy as np
 
 from corpusforge.models import featurize as ref
@@ -89,240 +90,235 @@ def arrow_utf8(arr):
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs
 
 
-@functools.cache
-def _kernels():
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def decode(u8, i, end, out):
-        k = 0
-        while i < end:
-            c = np.uint32(u8[i])
-            if c < 0x80:
-                i += 1
-            elif c < 0xE0:
-                c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
-                i += 2
-            elif c < 0xF0:
-                c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
-                i += 3
-            else:
-                c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
-                i += 4
-            out[k] = c
-            k += 1
-        return k
-
-    @numba.njit(cache=True, nogil=True)
-    def units(u8, boffs, max_units, moff, mcp, simple, cls, isdig, wordish):
-        """Per document the units' code points (numbers as "0"): (cps, unit offsets, doc → first unit, flagged)."""
-        nd = boffs.shape[0] - 1
-        cps = np.empty(max(1024, u8.shape[0]), np.uint32)
-        uoff = np.empty(max(1024, u8.shape[0] + 1), np.int64)
-        doc_u = np.zeros(nd + 1, np.int64)
-        flagged = np.zeros(nd, np.bool_)
-        raw = np.empty(1024, np.uint32)
-        k = 0  # code points written
-        nu = 0  # units written
-        uoff[0] = 0
-        for d in range(nd):
-            blen = boffs[d + 1] - boffs[d]
-            if raw.shape[0] < blen:
-                raw = np.empty(blen, np.uint32)
-            n = decode(u8, boffs[d], boffs[d + 1], raw)
-            first_u, first_k = nu, k
-            count = 0
-            pos = 0
-            full = False
-            while count < max_units and pos < n and not full and not flagged[d]:
-                end = min(pos + max_units, n)
-                while end < n and wordish[raw[end]]:
-                    end += 1
-                open_kind = _SPACE  # the kind of the unit being extended (letters or digits), if any
-                for j in range(pos, end):
-                    r = raw[j]
-                    if not simple[r]:
-                        flagged[d] = True
-                        break
-                    for q in range(moff[r], moff[r + 1]):
-                        m = mcp[q]
-                        kind = cls[m]
-                        if kind == _SPACE:
-                            open_kind = _SPACE
-                            continue
-                        if (kind == _LETTER or kind == _DIGIT) and kind == open_kind:
-                            if kind == _LETTER:  # a digit run stays the one "0" already written
-                                if k >= cps.shape[0]:
-                                    cps = np.concatenate((cps, np.empty(cps.shape[0], np.uint32)))
-                                cps[k] = m
-                                k += 1
-                            continue
-                        if count == max_units:
-                            full = True
-                            break
-                        count += 1
-                        open_kind = kind if kind != _OTHER else _SPACE
-                        if k >= cps.shape[0]:
-                            cps = np.concatenate((cps, np.empty(cps.shape[0], np.uint32)))
-                        cps[k] = 0x30 if (kind == _DIGIT or (kind == _OTHER and isdig[m])) else m
-                        if nu + 2 >= uoff.shape[0]:
-                            uoff = np.concatenate((uoff, np.empty(uoff.shape[0], np.int64)))
-                        uoff[nu] = k
-                        k += 1
-                        nu += 1
-                    if full:
-                        break
-                pos = end
-            if flagged[d]:
-                nu, k = first_u, first_k
-            doc_u[d + 1] = nu
-            uoff[nu] = k
-        return cps[:k], uoff[:nu + 1].copy(), doc_u, flagged
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def utf8_len(c):
-        return 1 if c < 0x80 else 2 if c < 0x800 else 3 if c < 0x10000 else 4
-
-    @numba.njit(cache=True, nogil=True)
-    def put_utf8(c, out, i):
+@numba.njit(cache=True, nogil=True)
+def decode(u8, i, end, out, limit=-1):
+    """The code points of the valid UTF-8 u8[i:end] (at most `limit` of them if >= 0) into out; their count."""
+    k = 0
+    while i < end and k != limit:
+        c = np.uint32(u8[i])
         if c < 0x80:
-            out[i] = c
-            return i + 1
-        if c < 0x800:
-            out[i] = 0xC0 | (c >> 6)
-            out[i + 1] = 0x80 | (c & 0x3F)
-            return i + 2
-        if c < 0x10000:
-            out[i] = 0xE0 | (c >> 12)
-            out[i + 1] = 0x80 | ((c >> 6) & 0x3F)
-            out[i + 2] = 0x80 | (c & 0x3F)
-            return i + 3
-        out[i] = 0xF0 | (c >> 18)
-        out[i + 1] = 0x80 | ((c >> 12) & 0x3F)
-        out[i + 2] = 0x80 | ((c >> 6) & 0x3F)
-        out[i + 3] = 0x80 | (c & 0x3F)
-        return i + 4
+            i += 1
+        elif c < 0xE0:
+            c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
+            i += 2
+        elif c < 0xF0:
+            c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
+            i += 3
+        else:
+            c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
+            i += 4
+        out[k] = c
+        k += 1
+    return k
 
-    @numba.njit(cache=True, nogil=True)
-    def crc_update(reg, c, table, buf):
-        n = put_utf8(c, buf, 0)
-        for i in range(n):
-            reg = table[(reg ^ buf[i]) & 0xFF] ^ (reg >> 8)
-        return reg
-
-    @numba.njit(cache=True, nogil=True)
-    def hashed(cps, uoff, doc_u, dim, table):
-        """zlib.crc32 of each unit's and each adjacent pair's UTF-8, mod dim, sorted unique per document."""
-        nd = doc_u.shape[0] - 1
-        ptr = np.zeros(nd + 1, np.int64)
-        ind = np.empty(2 * (doc_u[nd] - doc_u[0]), np.int64)
-        buf = np.empty(4, np.uint8)
-        k = 0
-        for d in range(nd):
-            a, b = doc_u[d], doc_u[d + 1]
-            start = k
-            prev = np.uint32(0)
-            for u in range(a, b):
-                reg = np.uint32(0xFFFFFFFF)
-                for q in range(uoff[u], uoff[u + 1]):
-                    reg = crc_update(reg, cps[q], table, buf)
-                ind[k] = (reg ^ np.uint32(0xFFFFFFFF)) % dim
-                k += 1
-                if u > a:  # the bigram: crc32 of the previous unit continued over this one
-                    reg2 = prev
-                    for q in range(uoff[u], uoff[u + 1]):
-                        reg2 = crc_update(reg2, cps[q], table, buf)
-                    ind[k] = (reg2 ^ np.uint32(0xFFFFFFFF)) % dim
+@numba.njit(cache=True, nogil=True)
+def _units(u8, boffs, max_units, moff, mcp, simple, cls, isdig, wordish):
+    """Per document the units' code points (numbers as "0"): (cps, unit offsets, doc → first unit, flagged)."""
+    nd = boffs.shape[0] - 1
+    cps = np.empty(max(1024, u8.shape[0]), np.uint32)
+    uoff = np.empty(max(1024, u8.shape[0] + 1), np.int64)
+    doc_u = np.zeros(nd + 1, np.int64)
+    flagged = np.zeros(nd, np.bool_)
+    raw = np.empty(1024, np.uint32)
+    k = 0  # code points written
+    nu = 0  # units written
+    uoff[0] = 0
+    for d in range(nd):
+        blen = boffs[d + 1] - boffs[d]
+        if raw.shape[0] < blen:
+            raw = np.empty(blen, np.uint32)
+        n = decode(u8, boffs[d], boffs[d + 1], raw)
+        first_u, first_k = nu, k
+        count = 0
+        pos = 0
+        full = False
+        while count < max_units and pos < n and not full and not flagged[d]:
+            end = min(pos + max_units, n)
+            while end < n and wordish[raw[end]]:
+                end += 1
+            open_kind = _SPACE  # the kind of the unit being extended (letters or digits), if any
+            for j in range(pos, end):
+                r = raw[j]
+                if not simple[r]:
+                    flagged[d] = True
+                    break
+                for q in range(moff[r], moff[r + 1]):
+                    m = mcp[q]
+                    kind = cls[m]
+                    if kind == _SPACE:
+                        open_kind = _SPACE
+                        continue
+                    if (kind == _LETTER or kind == _DIGIT) and kind == open_kind:
+                        if kind == _LETTER:  # a digit run stays the one "0" already written
+                            if k >= cps.shape[0]:
+                                cps = np.concatenate((cps, np.empty(cps.shape[0], np.uint32)))
+                            cps[k] = m
+                            k += 1
+                        continue
+                    if count == max_units:
+                        full = True
+                        break
+                    count += 1
+                    open_kind = kind if kind != _OTHER else _SPACE
+                    if k >= cps.shape[0]:
+                        cps = np.concatenate((cps, np.empty(cps.shape[0], np.uint32)))
+                    cps[k] = 0x30 if (kind == _DIGIT or (kind == _OTHER and isdig[m])) else m
+                    if nu + 2 >= uoff.shape[0]:
+                        uoff = np.concatenate((uoff, np.empty(uoff.shape[0], np.int64)))
+                    uoff[nu] = k
                     k += 1
-                prev = reg
-            if k > start:
-                s = np.sort(ind[start:k])
-                m = start
-                for i in range(s.shape[0]):
-                    if i == 0 or s[i] != s[i - 1]:
-                        ind[m] = s[i]
-                        m += 1
-                k = m
-            ptr[d + 1] = k
-        return ptr, ind[:k].copy()
+                    nu += 1
+                if full:
+                    break
+            pos = end
+        if flagged[d]:
+            nu, k = first_u, first_k
+        doc_u[d + 1] = nu
+        uoff[nu] = k
+    return cps[:k], uoff[:nu + 1].copy(), doc_u, flagged
 
-    @numba.njit(cache=True, nogil=True)
-    def lines(cps, uoff, doc_u):
-        """fastText input lines: units, then bigrams, space-separated, each line ending in "\\n" (UTF-8)."""
-        nd = doc_u.shape[0] - 1
-        size = 0
-        for d in range(nd):
-            a, b = doc_u[d], doc_u[d + 1]
-            for u in range(a, b):
-                w = 0
+@numba.njit(cache=True, nogil=True, inline="always")
+def utf8_len(c):
+    return 1 if c < 0x80 else 2 if c < 0x800 else 3 if c < 0x10000 else 4
+
+@numba.njit(cache=True, nogil=True)
+def put_utf8(c, out, i):
+    if c < 0x80:
+        out[i] = c
+        return i + 1
+    if c < 0x800:
+        out[i] = 0xC0 | (c >> 6)
+        out[i + 1] = 0x80 | (c & 0x3F)
+        return i + 2
+    if c < 0x10000:
+        out[i] = 0xE0 | (c >> 12)
+        out[i + 1] = 0x80 | ((c >> 6) & 0x3F)
+        out[i + 2] = 0x80 | (c & 0x3F)
+        return i + 3
+    out[i] = 0xF0 | (c >> 18)
+    out[i + 1] = 0x80 | ((c >> 12) & 0x3F)
+    out[i + 2] = 0x80 | ((c >> 6) & 0x3F)
+    out[i + 3] = 0x80 | (c & 0x3F)
+    return i + 4
+
+@numba.njit(cache=True, nogil=True)
+def crc_update(reg, c, table, buf):
+    n = put_utf8(c, buf, 0)
+    for i in range(n):
+        reg = table[(reg ^ buf[i]) & 0xFF] ^ (reg >> 8)
+    return reg
+
+@numba.njit(cache=True, nogil=True)
+def _hashed(cps, uoff, doc_u, dim, table):
+    """zlib.crc32 of each unit's and each adjacent pair's UTF-8, mod dim, sorted unique per document."""
+    nd = doc_u.shape[0] - 1
+    ptr = np.zeros(nd + 1, np.int64)
+    ind = np.empty(2 * (doc_u[nd] - doc_u[0]), np.int64)
+    buf = np.empty(4, np.uint8)
+    k = 0
+    for d in range(nd):
+        a, b = doc_u[d], doc_u[d + 1]
+        start = k
+        prev = np.uint32(0)
+        for u in range(a, b):
+            reg = np.uint32(0xFFFFFFFF)
+            for q in range(uoff[u], uoff[u + 1]):
+                reg = crc_update(reg, cps[q], table, buf)
+            ind[k] = (reg ^ np.uint32(0xFFFFFFFF)) % dim
+            k += 1
+            if u > a:  # the bigram: crc32 of the previous unit continued over this one
+                reg2 = prev
                 for q in range(uoff[u], uoff[u + 1]):
-                    w += utf8_len(cps[q])
-                size += 3 * (w + 1)  # the unit, and the (up to) two bigrams it is part of
-            size += 1
-        out = np.empty(size, np.uint8)
-        offs = np.zeros(nd + 1, np.int64)
-        i = 0
-        for d in range(nd):
-            a, b = doc_u[d], doc_u[d + 1]
-            for u in range(a, b):
-                if u > a:
-                    out[i] = 0x20
-                    i += 1
-                for q in range(uoff[u], uoff[u + 1]):
-                    i = put_utf8(cps[q], out, i)
-            for u in range(a + 1, b):
+                    reg2 = crc_update(reg2, cps[q], table, buf)
+                ind[k] = (reg2 ^ np.uint32(0xFFFFFFFF)) % dim
+                k += 1
+            prev = reg
+        if k > start:
+            s = np.sort(ind[start:k])
+            m = start
+            for i in range(s.shape[0]):
+                if i == 0 or s[i] != s[i - 1]:
+                    ind[m] = s[i]
+                    m += 1
+            k = m
+        ptr[d + 1] = k
+    return ptr, ind[:k].copy()
+
+@numba.njit(cache=True, nogil=True)
+def _lines(cps, uoff, doc_u):
+    """fastText input lines: units, then bigrams, space-separated, each line ending in "\\n" (UTF-8)."""
+    nd = doc_u.shape[0] - 1
+    size = 0
+    for d in range(nd):
+        a, b = doc_u[d], doc_u[d + 1]
+        for u in range(a, b):
+            w = 0
+            for q in range(uoff[u], uoff[u + 1]):
+                w += utf8_len(cps[q])
+            size += 3 * (w + 1)  # the unit, and the (up to) two bigrams it is part of
+        size += 1
+    out = np.empty(size, np.uint8)
+    offs = np.zeros(nd + 1, np.int64)
+    i = 0
+    for d in range(nd):
+        a, b = doc_u[d], doc_u[d + 1]
+        for u in range(a, b):
+            if u > a:
                 out[i] = 0x20
                 i += 1
-                for q in range(uoff[u - 1], uoff[u + 1]):
-                    i = put_utf8(cps[q], out, i)
-            out[i] = 0x0A
+            for q in range(uoff[u], uoff[u + 1]):
+                i = put_utf8(cps[q], out, i)
+        for u in range(a + 1, b):
+            out[i] = 0x20
             i += 1
-            offs[d + 1] = i
-        return out[:i], offs
+            for q in range(uoff[u - 1], uoff[u + 1]):
+                i = put_utf8(cps[q], out, i)
+        out[i] = 0x0A
+        i += 1
+        offs[d + 1] = i
+    return out[:i], offs
 
-    @numba.njit(cache=True, nogil=True)
-    def same_text(old_u8, old_offs, u8, offs, rows):
-        """For each row r with rows[r] >= 0: is its text byte-equal to old row rows[r]?"""
-        out = np.zeros(rows.shape[0], np.bool_)
-        for r in range(rows.shape[0]):
-            o = rows[r]
-            if o < 0:
-                continue
-            a, b, c = old_offs[o], old_offs[o + 1], offs[r]
-            if b - a != offs[r + 1] - c:
-                continue
-            eq = True
-            for i in range(b - a):
-                if old_u8[a + i] != u8[c + i]:
-                    eq = False
-                    break
-            out[r] = eq
-        return out
+@numba.njit(cache=True, nogil=True)
+def _same_text(old_u8, old_offs, u8, offs, rows):
+    """For each row r with rows[r] >= 0: is its text byte-equal to old row rows[r]?"""
+    out = np.zeros(rows.shape[0], np.bool_)
+    for r in range(rows.shape[0]):
+        o = rows[r]
+        if o < 0:
+            continue
+        a, b, c = old_offs[o], old_offs[o + 1], offs[r]
+        if b - a != offs[r + 1] - c:
+            continue
+        eq = True
+        for i in range(b - a):
+            if old_u8[a + i] != u8[c + i]:
+                eq = False
+                break
+        out[r] = eq
+    return out
 
-    @numba.njit(cache=True, nogil=True)
-    def take(cps, uoff, doc_u, docs):
-        nu = 0
-        nc = 0
-        for d in docs:
-            nu += doc_u[d + 1] - doc_u[d]
-            nc += uoff[doc_u[d + 1]] - uoff[doc_u[d]]
-        out_cps = np.empty(nc, np.uint32)
-        out_uoff = np.zeros(nu + 1, np.int64)
-        out_doc = np.zeros(docs.shape[0] + 1, np.int64)
-        k = 0
-        j = 0
-        for i in range(docs.shape[0]):
-            d = docs[i]
-            for u in range(doc_u[d], doc_u[d + 1]):
-                for q in range(uoff[u], uoff[u + 1]):
-                    out_cps[k] = cps[q]
-                    k += 1
-                j += 1
-                out_uoff[j] = k
-            out_doc[i + 1] = j
-        return out_cps, out_uoff, out_doc
-
-    return units, hashed, lines, same_text, take
+@numba.njit(cache=True, nogil=True)
+def _take(cps, uoff, doc_u, docs):
+    nu = 0
+    nc = 0
+    for d in docs:
+        nu += doc_u[d + 1] - doc_u[d]
+        nc += uoff[doc_u[d + 1]] - uoff[doc_u[d]]
+    out_cps = np.empty(nc, np.uint32)
+    out_uoff = np.zeros(nu + 1, np.int64)
+    out_doc = np.zeros(docs.shape[0] + 1, np.int64)
+    k = 0
+    j = 0
+    for i in range(docs.shape[0]):
+        d = docs[i]
+        for u in range(doc_u[d], doc_u[d + 1]):
+            for q in range(uoff[u], uoff[u + 1]):
+                out_cps[k] = cps[q]
+                k += 1
+            j += 1
+            out_uoff[j] = k
+        out_doc[i + 1] = j
+    return out_cps, out_uoff, out_doc
 
 
 @functools.cache
@@ -353,7 +349,7 @@ class Units:
 
     def take(self, docs: np.ndarray) -> "Units":
         """The units of these documents, in this order."""
-        return Units(*_kernels()[4](self.cps, self.uoff, self.doc_u, np.asarray(docs, np.int64)))
+        return Units(*_take(self.cps, self.uoff, self.doc_u, np.asarray(docs, np.int64)))
 
     @staticmethod
     def concat(parts: list["Units"]) -> "Units":
@@ -384,7 +380,7 @@ def batch_units(texts, max_units: int = ref.MAX_UNITS, ids=None) -> Units:
     else:
         _, old_u8, old_offs, rows, old = last
         hit = np.fromiter((rows.get(i, -1) for i in ids), np.int64, len(ids))
-        hit[hit >= 0] = np.where(_kernels()[3](old_u8, old_offs, u8, offs, hit), hit, -1)[hit >= 0]
+        hit[hit >= 0] = np.where(_same_text(old_u8, old_offs, u8, offs, hit), hit, -1)[hit >= 0]
         miss = np.flatnonzero(hit < 0)
         if not len(miss):
             out = old.take(hit)
@@ -399,7 +395,7 @@ def batch_units(texts, max_units: int = ref.MAX_UNITS, ids=None) -> Units:
 
 
 def _compute(arr, u8: np.ndarray, offs: np.ndarray, max_units: int) -> Units:
-    cps, uoff, doc_u, flagged = _kernels()[0](u8, offs, max_units, *tables())
+    cps, uoff, doc_u, flagged = _units(u8, offs, max_units, *tables())
     fast = Units(cps, uoff, doc_u)
     if not flagged.any():
         return fast
@@ -412,7 +408,7 @@ def _compute(arr, u8: np.ndarray, offs: np.ndarray, max_units: int) -> Units:
 
 def hashed_matrix(u: Units, dim: int):
     """CSR (indptr, indices, data) equal to featurize.hashed_matrix's."""
-    ptr, ind = _kernels()[1](u.cps, u.uoff, u.doc_u, dim, _crc_table())
+    ptr, ind = _hashed(u.cps, u.uoff, u.doc_u, dim, _crc_table())
     n = np.diff(ptr)
     return ptr, ind, np.repeat(1.0 / np.sqrt(np.maximum(n, 1).astype(np.float64)), n)
 
@@ -421,6 +417,6 @@ def fasttext_lines(u: Units) -> list[str]:
     """featurize.fasttext_line(text) + "\\n" for every document."""
     import pyarrow as pa
 
-    data, offs = _kernels()[2](u.cps, u.uoff, u.doc_u)
+    data, offs = _lines(u.cps, u.uoff, u.doc_u)
     arr = pa.LargeStringArray.from_buffers(len(u), pa.py_buffer(offs), pa.py_buffer(data))
     return arr.to_pylist()

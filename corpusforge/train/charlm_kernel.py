@@ -8,6 +8,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from corpusforge.algorithms.units import decode
+
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _slot(q, mask):
@@ -75,25 +77,14 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, g, gstart, gmask,
     hist = np.zeros(max(order, 1), np.uint64)  # hist[j]: the id j + 1 positions back (0 = boundary/pad)
     shift = np.uint64(bits)
     k = 0
+    cp = np.empty(1024, np.uint32)
     for d in range(nd):
         hist[:] = 0
-        i = offs[d]
+        if cp.shape[0] < lengths[d] - 1:
+            cp = np.empty(lengths[d] - 1, np.uint32)
+        decode(u8, offs[d], offs[d + 1], cp, lengths[d] - 1)
         for n in range(lengths[d]):
-            x = np.uint64(0)
-            if n < lengths[d] - 1:
-                c = np.uint32(u8[i])
-                if c < 0x80:
-                    i += 1
-                elif c < 0xE0:
-                    c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
-                    i += 2
-                elif c < 0xF0:
-                    c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
-                    i += 3
-                else:
-                    c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
-                    i += 4
-                x = np.uint64(idmap[c])
+            x = np.uint64(idmap[cp[n]]) if n < lengths[d] - 1 else np.uint64(0)
             pr = p0
             key = x
             for o in range(order):  # order o + 1: the gram of the last o + 1 ids, its context without x
