@@ -19,6 +19,7 @@ import unicodedata
 import numba
 import numpy as np
 
+from corpusforge.algorithms.utf8 import arrow_utf8, decode
 from corpusforge.models import featurize as ref
 
 _SPACE, _LETTER, _DIGIT, _OTHER = 0, 1, 2, 3  # not a unit / [a-z]+ / [0-9]+ / a one-character unit
@@ -71,45 +72,6 @@ def tables() -> tuple[np.ndarray, ...]:
     wordish[work] = np.fromiter((cats[c] in ref._WORDISH for c in work), np.bool_, len(work))
     return moff, mcp, simple, cls, isdig, wordish
 
-
-def arrow_utf8(arr):
-    """(UTF-8 bytes, int64 offsets) of an Arrow string array or a list of str (nulls read as empty strings)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not isinstance(arr, (pa.Array, pa.ChunkedArray)):
-        arr = pa.array(arr, pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.string())
-    arr = pc.fill_null(arr, "").cast(pa.large_string())
-    n = len(arr)
-    if not n:
-        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
-    data = arr.buffers()[2]
-    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs
-
-
-@numba.njit(cache=True, nogil=True)
-def decode(u8, i, end, out, limit=-1):
-    """The code points of the valid UTF-8 u8[i:end] (at most `limit` of them if >= 0) into out; their count."""
-    k = 0
-    while i < end and k != limit:
-        c = np.uint32(u8[i])
-        if c < 0x80:
-            i += 1
-        elif c < 0xE0:
-            c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
-            i += 2
-        elif c < 0xF0:
-            c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
-            i += 3
-        else:
-            c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
-            i += 4
-        out[k] = c
-        k += 1
-    return k
 
 @numba.njit(cache=True, nogil=True)
 def _units(u8, boffs, max_units, moff, mcp, simple, cls, isdig, wordish):

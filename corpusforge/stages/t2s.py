@@ -79,28 +79,20 @@ class T2S(MapStage):
         return schema.append(pa.field(score_column(self.name, "chars_changed"), pa.int64()))
 
     def convert(self, texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-        changed = np.zeros(len(texts), np.int64)
         vals = texts.to_pylist()
-        converted = self._convert_all(vals)
-        idx, olds, news = [], [], []
-        for i, (old, new) in enumerate(zip(vals, converted)):
-            if old is None:
-                continue
-            if new != old:
-                if len(new) == len(old):
-                    idx.append(i)
-                    olds.append(old)
-                    news.append(new)
-                else:
-                    changed[i] = chars_changed(old, new)
-                vals[i] = new
-        if idx:
-            # same-length rows: compare code points of all of them at once (UTF-32, numpy)
-            a = np.frombuffer("".join(olds).encode("utf-32-le"), np.uint32)
-            b = np.frombuffer("".join(news).encode("utf-32-le"), np.uint32)
-            starts = np.cumsum([0] + [len(o) for o in olds[:-1]])
-            changed[idx] = np.add.reduceat((a != b).astype(np.int64), starts)
-        return pa.array(vals, pa.string()), changed
+        out = pa.array(self._convert_all(vals), pa.string())
+        try:
+            from corpusforge.algorithms.utf8 import positional_diffs
+        except ImportError:  # no numba
+            return out, self.changed_reference(vals, out.to_pylist())
+        changed = positional_diffs(texts, out)  # the usual same-length conversion, compiled
+        for i in np.flatnonzero(changed < 0):  # a phrase conversion changed the length (tw2sp)
+            changed[i] = chars_changed(vals[i], out[int(i)].as_py())
+        return out, changed
+
+    @staticmethod
+    def changed_reference(olds: list, news: list) -> np.ndarray:
+        return np.array([0 if o is None else chars_changed(o, n) for o, n in zip(olds, news)], np.int64)
 
     def _convert_all(self, vals: list[str | None]) -> list[str | None]:
         """OpenCC over many documents per call, joined by a private-use separator: no dictionary entry

@@ -123,7 +123,7 @@ class CharLM:
         """perplexity_reference's values (bit-equal) for a list of str or an Arrow string array, by one
         compiled pass per batch: the same lookups and the same float operations in the same order, per
         position, without the per-order arrays of every n-gram key."""
-        from corpusforge.algorithms.units import arrow_utf8
+        from corpusforge.algorithms.utf8 import arrow_utf8
 
         try:
             from corpusforge.train.charlm_kernel import probabilities

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from corpusforge.algorithms.units import decode
+from corpusforge.algorithms.utf8 import decode
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

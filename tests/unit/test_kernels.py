@@ -161,3 +161,17 @@ def test_pangu_rules_scan_equals_the_reference(shared_data):
         assert fast[k].equals(slow[k]), k
     v = st.decide({k: c.to_numpy() for k, c in fast.items()})
     assert {"navigation", "too_short", "low_zh_ratio"} <= set(v.reason)  # the branches are exercised
+
+
+@pytest.mark.parametrize("config", ["t2s", "tw2sp"])
+def test_t2s_changed_counts_equal_the_reference(shared_data, config):
+    from corpusforge.stages.t2s import T2S
+
+    st = T2S(T2S.Params(config=config))
+    st.setup()
+    rows = [json.loads(x) for x in (shared_data / "tradsimp/debian_reference_zhcn_zhtw_paragraphs.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [r["zh_tw"] for r in rows] + ["", None, "網際網路\n作業系統", "没有繁体字"]  # tw2sp: 網際網路 → 互联网
+    out, changed = st.convert(pa.array(texts, pa.string()))
+    assert out.to_pylist() == [None if t is None else st._cc.convert(t) for t in texts]
+    assert np.array_equal(changed, st.changed_reference(texts, out.to_pylist()))
+    assert changed.sum() > 0 and (config == "t2s" or len(out[-2].as_py()) < len(texts[-2]))
