@@ -47,27 +47,36 @@ def decode(u8, i, end, out, limit=-1):
     return k
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _next(u8, i):
+    """(code point at byte i, byte index after it)."""
+    c = np.uint32(u8[i])
+    if c < 0x80:
+        return c, i + 1
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F), i + 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F), i + 3
+    return ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F), i + 4
+
+
 @numba.njit(cache=True, nogil=True)
 def _diffs(a8, aoff, b8, boff):
     """Per row: code points that differ position by position, or -1 where the lengths differ."""
     nd = aoff.shape[0] - 1
     out = np.zeros(nd, np.int64)
-    x = np.empty(1024, np.uint32)
-    y = np.empty(1024, np.uint32)
     for d in range(nd):
-        if aoff[d + 1] - aoff[d] > x.shape[0]:
-            x = np.empty(aoff[d + 1] - aoff[d], np.uint32)
-        if boff[d + 1] - boff[d] > y.shape[0]:
-            y = np.empty(boff[d + 1] - boff[d], np.uint32)
-        n = decode(a8, aoff[d], aoff[d + 1], x)
-        m = decode(b8, boff[d], boff[d + 1], y)
-        if n != m:
-            out[d] = -1
-            continue
+        i, j, ie, je = aoff[d], boff[d], aoff[d + 1], boff[d + 1]
         k = 0
-        for i in range(n):
-            k += x[i] != y[i]
-        out[d] = k
+        while i < ie and j < je:
+            if a8[i] == b8[j] and a8[i] < 0x80:  # the common ASCII case
+                i += 1
+                j += 1
+                continue
+            x, i = _next(a8, i)
+            y, j = _next(b8, j)
+            k += x != y
+        out[d] = k if (i == ie and j == je) else -1
     return out
 
 
@@ -75,3 +84,45 @@ def positional_diffs(a, b) -> np.ndarray:
     """For two Arrow string arrays of the same length: per row the code points that differ position by
     position, -1 where the two strings differ in length."""
     return _diffs(*arrow_utf8(a), *arrow_utf8(b))
+
+
+@numba.njit(cache=True, nogil=True)
+def join(u8, offs, d0, d1, sep):
+    """The UTF-8 of documents d0..d1-1 with the bytes `sep` between them."""
+    out = np.empty(offs[d1] - offs[d0] + (d1 - d0 - 1) * sep.shape[0], np.uint8)
+    k = 0
+    for d in range(d0, d1):
+        if d > d0:
+            out[k:k + sep.shape[0]] = sep
+            k += sep.shape[0]
+        n = offs[d + 1] - offs[d]
+        out[k:k + n] = u8[offs[d]:offs[d + 1]]
+        k += n
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def split(buf, sep, parts):
+    """buf without its occurrences of `sep`, and the offsets of the pieces between them; (None-like) empty
+    offsets when there are not exactly parts - 1 of them."""
+    out = np.empty(buf.shape[0], np.uint8)
+    offs = np.zeros(parts + 1, np.int64)
+    m = sep.shape[0]
+    k = 0
+    p = 0
+    i = 0
+    while i < buf.shape[0]:
+        if i + m <= buf.shape[0] and buf[i] == sep[0] and np.all(buf[i:i + m] == sep):
+            p += 1
+            if p >= parts:
+                return out[:0], offs[:0]
+            offs[p] = k
+            i += m
+            continue
+        out[k] = buf[i]
+        k += 1
+        i += 1
+    if p != parts - 1:
+        return out[:0], offs[:0]
+    offs[parts] = k
+    return out[:k], offs
