@@ -51,12 +51,17 @@ def marker_path(plan: Plan, k: int, job: Job) -> str:
 
 
 def init_worker(plan: Plan, progress) -> None:
-    """Every per-row stage's setup(), once per worker process: stages rely on it (no self-setup)."""
-    fs.configure(plan.config.storage.as_options())
-    for s in plan.stages:
-        if not isinstance(s, GlobalStage):
-            s.setup()
-    _worker.update(plan=plan, progress=progress, phases=phases(plan))
+    """Every per-row stage's setup(), once per process and plan: stages rely on it (no self-setup). A process
+    forked from one that set the plan up inherits the set-up stages (models, automata, compiled kernels)
+    and only takes its progress queue: the local engine sets up once in the driver, not per worker and
+    phase."""
+    if _worker.get("plan") is not plan:
+        fs.configure(plan.config.storage.as_options())
+        for s in plan.stages:
+            if not isinstance(s, GlobalStage):
+                s.setup()
+        _worker.update(plan=plan, phases=phases(plan))
+    _worker["progress"] = progress
 
 
 def init_pool_worker(plan: Plan, progress) -> None:

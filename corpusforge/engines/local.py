@@ -38,6 +38,7 @@ def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwr
 
 
 def _parallel(plan: Plan, tasks: list, workers: int, bar, on_progress, timings: dict) -> None:
+    parttask.init_worker(plan, None)  # once, here: the forked workers inherit the set-up stages
     ctx = mp.get_context("fork")
     progress = ctx.Queue()
     stop = threading.Event()

@@ -20,6 +20,11 @@ def _model_files(path: str, kind: str) -> list[str]:
     return [p, p + ".json"]
 
 
+# Scored once in setup(): the compiled kernels and their tables load there, so the local engine's forked
+# workers inherit them instead of each building them on its first batch.
+_WARM = "预热 warm-up 1"
+
+
 def _ids(batch: pa.RecordBatch) -> list | None:
     """Document ids: the featurizer reuses the units of an id + text it cut for the stage before."""
     return batch.column("id").to_pylist() if "id" in batch.schema.names else None
@@ -61,6 +66,7 @@ class SpamFastText(_ModelFilter):
         from corpusforge.models import spam
 
         self._model = spam.load(self._read_sidecar())
+        spam.spam_prob(self._model, [_WARM], common.max_units(self._info))
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import spam
@@ -92,6 +98,7 @@ class QualityLR(_ModelFilter):
 
         path = self._read_sidecar()
         self._model = quality.QualityModel(path, common.max_units(self._info))
+        self._model.score([_WARM])
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         from corpusforge.models import quality

@@ -119,6 +119,7 @@ class PanguRules(FilterStage):
             self._scan = None
         else:
             self._scan = Scanner(_ZH_RE, self.t.nav_short_chars, self._nav_terms)
+            self._scan(["预热"])  # loads the compiled kernel (see model_filters)
 
     def score(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """score_reference's columns, from one compiled scan of the batch (algorithms/pangu_scan.py)."""

@@ -85,6 +85,7 @@ class Perplexity(FilterStage):
 
             lm = charlm.CharLM.load(resolve(self.params.model))
             self._score = lambda texts: lm.perplexity(texts, self.params.max_chars)
+            lm.perplexity(["预热"], self.params.max_chars)  # loads the compiled kernel and its tables (see model_filters)
         else:
             from corpusforge.train.evaluate import Run
 

@@ -76,6 +76,7 @@ class T2S(MapStage):
         import opencc
 
         self._cc = opencc.OpenCC(f"{self.params.config}.json")
+        self.convert(pa.array(["預熱"]))  # loads the compiled kernels (see model_filters)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return schema.append(pa.field(score_column(self.name, "chars_changed"), pa.int64()))
