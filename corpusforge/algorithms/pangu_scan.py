@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from corpusforge.algorithms import cpstrings
+from corpusforge.algorithms.clean_scan import py_space
 from corpusforge.algorithms.utf8 import arrow_utf8, decode
 
 _N = 0x110000
@@ -39,7 +40,7 @@ def flags(zh_re: str) -> np.ndarray:
     every = pa.StringArray.from_buffers(len(valid), pa.py_buffer(offs), pa.py_buffer(data))
     f[valid[np.asarray(pc.match_substring_regex(every, zh_re))]] |= ZH
     f[valid[np.asarray(pc.match_substring_regex(every, "\\s"))]] |= RE2_SPACE
-    f[[c for c in range(0x3001) if chr(c).isspace()]] |= PY_SPACE  # no space character lies above U+3000
+    f[py_space()] |= PY_SPACE
     _set(f, "|｜/>»›·•", SEP1)
     _set(f, "|｜»›•", SEP2)
     _set(f, "，。！？；,.!?;：", PROSE)

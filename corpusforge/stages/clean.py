@@ -55,6 +55,10 @@ def dedup_paragraphs(text: str, min_chars: int) -> tuple[str, int]:
     return ("\n".join(out), removed) if removed else (text, 0)
 
 
+def _array(data: np.ndarray, offs: np.ndarray) -> pa.Array:
+    return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data))
+
+
 @register
 class Clean(MapStage):
     """Normalize text for Chinese corpora; remove special characters by rule and repeated paragraphs."""
@@ -83,6 +87,15 @@ class Clean(MapStage):
 
     def setup(self) -> None:
         self._rules = [r for p in self.params.rules for r in read_regex_rules(p)]
+        self._table = None
+        if self.params.fullwidth != "nfkc":  # NFKC (Python's) keeps the reference path
+            try:
+                from corpusforge.algorithms import clean_scan
+            except ImportError:  # no numba
+                return
+            fold = tuple(_FW_ALNUM.items()) if self.params.fullwidth == "alnum" else ()
+            self._table = clean_scan.char_table((_STRIP_RE, _FORMAT_PRIVATE_RE), fold)
+            self.clean(pa.array(["预热 \r\n x"]))  # loads the compiled kernels (see model_filters)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         for c, t in self.columns.items():
@@ -100,6 +113,47 @@ class Clean(MapStage):
         return pa.array(vals, pa.string()), hit.astype(np.int64)
 
     def clean(self, texts: pa.Array) -> tuple[pa.Array, dict[str, np.ndarray]]:
+        """clean_reference's text and counts, with the character and line steps compiled
+        (algorithms/clean_scan.py) and each rule rewriting only the rows it matches."""
+        if self._table is None or texts.null_count:
+            return self.clean_reference(texts)
+        from corpusforge.algorithms import clean_scan as k
+        from corpusforge.algorithms.utf8 import arrow_utf8
+
+        n = len(texts)
+        t = _array(*k.linebreaks(*arrow_utf8(texts)))
+        ent = np.zeros(n, np.int64)
+        if self.params.decode_entities:
+            t, ent = self._python_rows(t, _ENTITY_RE2, lambda s: _unescape(s)[0])
+        t = _array(*k.per_char(*arrow_utf8(t), self._table))
+        t, hits = self._apply_rules(t)
+        t = _array(*k.collapse(*arrow_utf8(t), not self.params.keep_ideographic_space))
+        dups = np.zeros(n, np.int64)
+        if self.params.dedup_paragraphs:
+            data, offs, dups, collide = k.dedup_paragraphs(*arrow_utf8(t), self.params.min_repeat_chars, k.py_space())
+            if collide.any():  # two different lines with one hash somewhere: those documents by the reference
+                vals = _array(data, offs).to_pylist()
+                for i in np.flatnonzero(collide):
+                    vals[i], dups[i] = dedup_paragraphs(t[int(i)].as_py(), self.params.min_repeat_chars)
+                    vals[i] = re.sub("\n{3,}", "\n\n", vals[i])
+                t = pa.array(vals, pa.large_string())
+            else:
+                t = _array(data, offs)
+        return t.cast(pa.string()), {"entities": ent, "rule_hits": hits, "dup_paragraphs": dups}
+
+    def _apply_rules(self, t: pa.Array) -> tuple[pa.Array, np.ndarray]:
+        """The rules in order, each rewriting only the rows it matches (the same text as rewriting all:
+        a replacement changes nothing where its pattern does not match)."""
+        hits = np.zeros(len(t), np.int64)
+        for r in self._rules:
+            c = pc.count_substring_regex(t, r.pattern).to_numpy(zero_copy_only=False)
+            if c.any():
+                hits += c
+                mask = pa.array(c > 0)
+                t = pc.replace_with_mask(t, mask, pc.replace_substring_regex(t.filter(mask), r.pattern, r.replace))
+        return t, hits
+
+    def clean_reference(self, texts: pa.Array) -> tuple[pa.Array, dict[str, np.ndarray]]:
         n = len(texts)
         t = pc.replace_substring_regex(texts, _LINEBREAK_RE, "\n")
         ent = np.zeros(n, np.int64)

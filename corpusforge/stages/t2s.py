@@ -109,7 +109,8 @@ class T2S(MapStage):
 
         sep = np.frombuffer(_SEP.encode("utf-8"), np.uint8)
         u8, offs = utf8.arrow_utf8(texts)
-        cuts = np.unique(np.r_[np.searchsorted(offs, np.arange(0, offs[-1], _CHUNK_CHARS * 3), "right") - 1, len(texts)])
+        # a call starts at each document whose start crosses into the next ~_CHUNK_CHARS (3 bytes each)
+        cuts = np.r_[np.flatnonzero(np.diff(offs[:-1] // (_CHUNK_CHARS * 3), prepend=-1)), len(texts)]
         data, lens = [], []
         for d0, d1 in zip(cuts[:-1], cuts[1:]):
             out = raw(utf8.join(u8, offs, d0, d1, sep).tobytes())

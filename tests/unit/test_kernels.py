@@ -170,8 +170,40 @@ def test_t2s_changed_counts_equal_the_reference(shared_data, config):
     st = T2S(T2S.Params(config=config))
     st.setup()
     rows = [json.loads(x) for x in (shared_data / "tradsimp/debian_reference_zhcn_zhtw_paragraphs.jsonl").read_text(encoding="utf-8").splitlines()]
-    texts = [r["zh_tw"] for r in rows] + ["", None, "網際網路\n作業系統", "没有繁体字"]  # tw2sp: 網際網路 → 互联网
+    texts = ["", "，"] + [r["zh_tw"] for r in rows] + ["", None, "網際網路\n作業系統", "没有繁体字"]  # tw2sp: 網際網路 → 互联网
     out, changed = st.convert(pa.array(texts, pa.string()))
     assert out.to_pylist() == [None if t is None else st._cc.convert(t) for t in texts]
     assert np.array_equal(changed, st.changed_reference(texts, out.to_pylist()))
     assert changed.sum() > 0 and (config == "t2s" or len(out[-2].as_py()) < len(texts[-2]))
+
+
+def messy_pages(shared):
+    """Real pages plus everything clean touches: every line-break form, controls, zero-width and format
+    characters, private use, full-width letters, entities (also double-escaped), rule hits (tags, URLs,
+    separators, emoji), space runs around line breaks, blank-line runs and repeated paragraphs."""
+    out = shared_texts(shared) + nav_pages(shared)
+    rng = random.Random(11)
+    parts = ["正文第一段，内容。", "\r\n", "\r", "\u2028", "\x85", "\x0b", "\x0c", "\n", "\n\n\n\n", " ", "\t", "\xa0", "\u3000",
+             "\x00", "\x07", "\u200b", "\ufeff", "\u00ad", "\ue000", "\ufffd", "Ｆｕｌｌ１２", "&amp;", "&amp;nbsp;", "&#8203;",
+             "&bogus;", "<br/>", "<p class=\"x\">", "http://x.cn/a?b=1", "www.example.com", "=====", "😀👍", "├──", "★",
+             "重复的段落内容在这里\n", "  重复的段落内容在这里  \n", "短\n", "a b  c", "\U00020000"]
+    for _ in range(300):
+        out.append("".join(rng.choice(parts) for _ in range(rng.randrange(1, 40))))
+    return out
+
+
+@pytest.mark.parametrize("params", [{}, {"fullwidth": "none", "keep_ideographic_space": True, "min_repeat_chars": 1},
+                                    {"decode_entities": False, "dedup_paragraphs": False}])
+def test_clean_kernels_equal_the_reference(shared_data, params):
+    from corpusforge.stages.clean import Clean
+
+    st = Clean(Clean.Params(**params))
+    st.setup()
+    texts = pa.array(messy_pages(shared_data), pa.string())
+    fast, fcols = st.clean(texts)
+    slow, scols = st.clean_reference(texts)
+    assert st._table is not None and fast.type == slow.type and fast.equals(slow)
+    for c in scols:
+        assert np.array_equal(fcols[c], scols[c]), c
+    assert all(scols[c].any() for c in scols if params.get({"entities": "decode_entities",
+                                                            "dup_paragraphs": "dedup_paragraphs"}.get(c, ""), True))
