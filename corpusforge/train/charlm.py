@@ -138,22 +138,32 @@ class CharLM:
         return _per_doc(np.log(p), lengths)
 
     def _pack_tables(self) -> tuple:
-        """The kernel's inputs: code point → id (after `codepoints`' normalization), and each order's
-        tables back to back, with a hash table over each order's keys."""
+        """The kernel's inputs: code point → id (after `codepoints`' normalization); per order o one hash
+        table over the o-grams and the contexts of order o + 1 (the same o ids: a gram's row also holds
+        what the next position needs as its context), rows (count, context total, context types); and
+        the order-1 context (the empty one)."""
         from corpusforge.train.charlm_kernel import hash_table
 
         self._ids("", 0)  # builds self._table
         idmap = self._table[np.minimum(_normalize(np.arange(0x110000, dtype=np.uint32)), 0x10FFFF)]
-        a, orders = self.a, range(1, self.order + 1)
-
-        def cat(name, dtype=None):
-            return np.concatenate([a[name.format(k)] for k in orders]).astype(dtype or a[name.format(1)].dtype)
-
-        offs = {t: np.cumsum([0] + [len(a[f"{t}{k}_keys"]) for k in orders]).astype(np.int64) for t in "gh"}
-        g = hash_table(cat("g{}_keys"), cat("g{}_counts", np.uint64)[:, None], offs["g"])
-        h = hash_table(cat("h{}_keys"), np.stack([cat("h{}_total", np.uint64), cat("h{}_types", np.float64).view(np.uint64)], 1),
-                       offs["h"])
-        return (idmap, *g, h[0], h[0].view(np.float64), h[1], h[2], a["discounts"].astype(np.float64))
+        a, N = self.a, self.order
+        keys, vals = [], []
+        for o in range(1, N + 1):
+            gk, hk = a[f"g{o}_keys"], (a[f"h{o + 1}_keys"] if o < N else np.zeros(0, np.uint64))
+            k = np.union1d(gk, hk).astype(np.uint64)
+            v = np.zeros((len(k), 3), np.uint64)
+            v[np.searchsorted(k, gk), 0] = a[f"g{o}_counts"]
+            if len(hk):
+                at = np.searchsorted(k, hk)
+                v[at, 1] = a[f"h{o + 1}_total"]
+                v[at, 2] = a[f"h{o + 1}_types"].astype(np.float64).view(np.uint64)
+            keys.append(k)
+            vals.append(v)
+        tab, start, mask = hash_table(np.concatenate(keys), np.concatenate(vals),
+                                      np.cumsum([0] + [len(k) for k in keys]).astype(np.int64))
+        h1 = _lookup(a["h1_keys"], np.arange(len(a["h1_keys"])), np.zeros(1, np.uint64))[0] if len(a["h1_keys"]) else -1
+        ctx1 = (float(a["h1_total"][h1]), float(a["h1_types"][h1])) if h1 >= 0 and a["h1_keys"][h1] == 0 else (0.0, 0.0)
+        return idmap, tab, tab.view(np.float64), start, mask, *ctx1, a["discounts"].astype(np.float64)
 
     # ---- persistence -------------------------------------------------------------------------------
     def save(self, path: str) -> None:

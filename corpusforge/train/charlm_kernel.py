@@ -62,10 +62,11 @@ def _find(tab, start, masks, o, q):
 
 
 @numba.njit(cache=True, nogil=True)
-def probabilities(u8, offs, max_chars, order, bits, p0, idmap, g, gstart, gmask, h, hf, hstart, hmask, disc):
+def probabilities(u8, offs, max_chars, order, bits, p0, idmap, tab, tabf, start, mask, total1, types1, disc):
     """P(id_i | the order-1 ids before it) at every predicted position of every document (the first
     max_chars characters, then the boundary), documents back to back; and the positions per document.
-    g rows: (key, occupied, count); h rows: (key, occupied, total, types as float64 bits; hf views them)."""
+    tab rows per order o: (key, occupied, count of the o-gram, total and types (float64 bits, tabf views
+    them) of it as the context of order o + 1); the order-1 context is (total1, types1)."""
     nd = offs.shape[0] - 1
     lengths = np.empty(nd, np.int64)
     for d in range(nd):
@@ -75,11 +76,17 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, g, gstart, gmask,
         lengths[d] = min(chars, max_chars) + 1
     p = np.empty(lengths.sum(), np.float64)
     hist = np.zeros(max(order, 1), np.uint64)  # hist[j]: the id j + 1 positions back (0 = boundary/pad)
+    prev = np.empty(max(order, 1), np.int64)  # the rows of the previous position's grams
+    rows = np.empty(max(order, 1), np.int64)
+    pad = np.empty(max(order, 1), np.int64)
+    for o in range(order):
+        pad[o] = _find(tab, start, mask, o, np.uint64(0))  # the grams of boundaries only, before a document
     shift = np.uint64(bits)
     k = 0
     cp = np.empty(1024, np.uint32)
     for d in range(nd):
         hist[:] = 0
+        prev[:] = pad
         if cp.shape[0] < lengths[d] - 1:
             cp = np.empty(lengths[d] - 1, np.uint32)
         decode(u8, offs[d], offs[d + 1], cp, lengths[d] - 1)
@@ -87,17 +94,24 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, g, gstart, gmask,
             x = np.uint64(idmap[cp[n]]) if n < lengths[d] - 1 else np.uint64(0)
             pr = p0
             key = x
-            for o in range(order):  # order o + 1: the gram of the last o + 1 ids, its context without x
+            for o in range(order):  # order o + 1: the gram of the last o + 1 ids; its context, the last o before x
                 if o > 0:
                     key = key | (hist[o - 1] << (shift * np.uint64(o)))
-                j = _find(g, gstart, gmask, o, key)
-                cnt = np.float64(g[j, 2]) if j >= 0 else 0.0
-                r = _find(h, hstart, hmask, o, key >> shift)
-                if r >= 0 and h[r, 2] > 0:
+                r = _find(tab, start, mask, o, key)
+                rows[o] = r
+                cnt = np.float64(tab[r, 2]) if r >= 0 else 0.0
+                if o == 0:
+                    total, types = total1, types1
+                else:
+                    c = prev[o - 1]
+                    total = np.float64(tab[c, 3]) if c >= 0 else 0.0
+                    types = tabf[c, 4] if c >= 0 else 0.0
+                if total > 0:
                     dd = disc[o]
-                    pr = (max(cnt - dd, 0.0) + dd * hf[r, 3] * pr) / np.float64(h[r, 2])
+                    pr = (max(cnt - dd, 0.0) + dd * types * pr) / total
             p[k] = pr
             k += 1
+            prev[:] = rows
             for j in range(order - 2, 0, -1):
                 hist[j] = hist[j - 1]
             hist[0] = x
