@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusforge.rulepack import Term, skeleton, skeleton_many
+from corpusforge.rulepack import SKELETON_DROP_RE, Term, skeleton, skeleton_many
 
 _ALLOW = -1
 # Pure-ASCII terms (tnt, bt365) are matched separately on ASCII words: lower case, every run of
@@ -29,6 +29,18 @@ _WORDS_SPLIT_RE = "[^A-Za-z0-9]+"
 
 def words(texts: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(" ", pc.utf8_lower(pc.replace_substring_regex(texts, _WORDS_SPLIT_RE, " ")), " ", "")
+
+
+def _text_forms():
+    """(skeleton, words) of an Arrow array: compiled passes (equal to the Arrow ones, tests/unit/test_kernels.py),
+    or Arrow's kernels without numba."""
+    try:
+        from corpusforge.algorithms import skeleton_scan as k
+
+        k.table(SKELETON_DROP_RE)
+    except ImportError:
+        return skeleton, words
+    return (lambda t: k.skeleton(t, SKELETON_DROP_RE)), k.words
 
 
 class WordMatcher:
@@ -70,9 +82,11 @@ class WordMatcher:
         self.automaton = acrs.AhoCorasick(list(main), matchkind=kind) if main else None
         self.ascii = acrs.AhoCorasick(list(ascii_words), matchkind=kind) if ascii_words else None
         self.patterns = len(main) + len(ascii_words)
+        self._forms = _text_forms()
 
     def count(self, texts: pa.Array) -> tuple[np.ndarray, list[int]]:
         """Per row: number of (leftmost-longest, non-overlapping) hits, and a bitmask of categories hit."""
+        skeleton, words = self._forms
         n = len(texts)
         hits = np.zeros(n, np.int64)
         masks = [0] * n

@@ -207,3 +207,12 @@ def test_clean_kernels_equal_the_reference(shared_data, params):
         assert np.array_equal(fcols[c], scols[c]), c
     assert all(scols[c].any() for c in scols if params.get({"entities": "decode_entities",
                                                             "dup_paragraphs": "dedup_paragraphs"}.get(c, ""), True))
+
+
+def test_skeleton_and_words_equal_arrow(shared_data):
+    from corpusforge.algorithms import skeleton_scan, wordmatch
+    from corpusforge.rulepack import SKELETON_DROP_RE, skeleton
+
+    texts = pa.array(messy_pages(shared_data) + adversarial(100) + ["ÀÉÎ İ ǅ Ω ＡＢ", "bt365手机下载 TNT", ""], pa.string())
+    assert skeleton_scan.skeleton(texts, SKELETON_DROP_RE).cast(pa.string()).equals(skeleton(texts))
+    assert skeleton_scan.words(texts).cast(pa.string()).equals(wordmatch.words(texts))
