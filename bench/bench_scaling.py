@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -64,9 +65,13 @@ def run_pipeline(src: Path, out: Path) -> dict:
     plan = make_plan(load_config(str(cfg)))
     t = time.perf_counter()
     local.run(plan, workers=2, overwrite=True, progress=False)
+    wall = time.perf_counter() - t
     info = json.loads((out / "run_info.json").read_text())
     m = json.loads((out / "manifest.json").read_text())
-    return {"wall": time.perf_counter() - t, "stages": info["stage_seconds"],
+    # the largest worker's peak RSS (forked pool processes are this process's children); the pool of
+    # each run is gone when it returns, so after the 100 MB run this covers both sizes' workers
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall": wall, "rss_mb": rss, "stages": info["stage_seconds"],
             "funnel": {s["name"]: s["in"] for s in m["stages"]}}
 
 
@@ -85,7 +90,7 @@ def main() -> None:
             r = run_pipeline(src, work / f"out{mb}")
             res[mb] = (gb, fl, r)
             print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB), I/O floor {fl:.1f} s "
-                  f"({r['wall'] / fl:.1f}x floor)", flush=True)
+                  f"({r['wall'] / fl:.1f}x floor); peak RSS of the largest worker so far {r['rss_mb']:,.0f} MB", flush=True)
             shutil.rmtree(work / f"out{mb}")
         a, b = args.mb
         print(f"\n{'stage':<18}{'docs in ' + str(a):>14}{'docs in ' + str(b):>14}{'s/GB @' + str(a):>12}{'s/GB @' + str(b):>12}{'growth':>8}")

@@ -11,7 +11,7 @@ import functools
 import numba
 import numpy as np
 
-from corpusforge.algorithms.utf8 import _next
+from corpusforge.algorithms.utf8 import _next, every_code_point, put
 
 _N = 0x110000
 KEEP, DROP = -1, -2  # per-character table: keep, drop, or else the code point it becomes
@@ -20,14 +20,9 @@ KEEP, DROP = -1, -2  # per-character table: keep, drop, or else the code point i
 @functools.cache
 def char_table(drop_res: tuple[str, ...], fold: tuple[tuple[int, int], ...]) -> np.ndarray:
     """int32 per code point: DROP where any of the RE2 classes matches it, the folded code point, or KEEP."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    valid = np.r_[0:0xD800, 0xE000:_N].astype(np.uint32)
-    data = valid.tobytes().decode("utf-32-le").encode("utf-8")
-    offs = np.zeros(len(valid) + 1, np.int32)
-    np.cumsum(1 + (valid >= 0x80) + (valid >= 0x800) + (valid >= 0x10000), out=offs[1:])
-    every = pa.StringArray.from_buffers(len(valid), pa.py_buffer(offs), pa.py_buffer(data))
+    valid, every = every_code_point()
     t = np.full(_N, KEEP, np.int32)
     for f, to in fold:
         t[f] = to
@@ -42,27 +37,6 @@ def py_space() -> np.ndarray:
     out = np.zeros(_N, np.bool_)
     out[[c for c in range(0x3001) if chr(c).isspace()]] = True
     return out
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _put(c, out, i):
-    if c < 0x80:
-        out[i] = c
-        return i + 1
-    if c < 0x800:
-        out[i] = 0xC0 | (c >> 6)
-        out[i + 1] = 0x80 | (c & 0x3F)
-        return i + 2
-    if c < 0x10000:
-        out[i] = 0xE0 | (c >> 12)
-        out[i + 1] = 0x80 | ((c >> 6) & 0x3F)
-        out[i + 2] = 0x80 | (c & 0x3F)
-        return i + 3
-    out[i] = 0xF0 | (c >> 18)
-    out[i + 1] = 0x80 | ((c >> 12) & 0x3F)
-    out[i + 2] = 0x80 | ((c >> 6) & 0x3F)
-    out[i + 3] = 0x80 | (c & 0x3F)
-    return i + 4
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,7 +54,7 @@ def linebreaks(u8, offs):
                 c = 0x0A
             elif c == 0x0D or c == 0x2028 or c == 0x2029 or c == 0x85 or c == 0x0B or c == 0x0C:
                 c = 0x0A
-            k = _put(c, out, k)
+            k = put(c, out, k)
             i = j
         oo[d + 1] = k
     return out[:k], oo
@@ -99,7 +73,7 @@ def per_char(u8, offs, table):
             t = table[c]
             if t == DROP:
                 continue
-            k = _put(c if t == KEEP else np.uint32(t), out, k)
+            k = put(c if t == KEEP else np.uint32(t), out, k)
         oo[d + 1] = k
     return out[:k], oo
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from corpusforge.algorithms import cpstrings
 from corpusforge.algorithms.clean_scan import py_space
-from corpusforge.algorithms.utf8 import arrow_utf8, decode
+from corpusforge.algorithms.utf8 import arrow_utf8, decode, every_code_point
 
 _N = 0x110000
 # flag bits per code point
@@ -28,16 +28,10 @@ def _set(flags, chars: str, bit: int) -> None:
 
 @functools.cache
 def flags(zh_re: str) -> np.ndarray:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     f = np.zeros(_N, np.uint16)
-    valid = np.r_[0:0xD800, 0xE000:_N].astype(np.uint32)  # every code point but the surrogates, one per row
-    data = valid.tobytes().decode("utf-32-le").encode("utf-8")
-    lens = 1 + (valid >= 0x80) + (valid >= 0x800) + (valid >= 0x10000)
-    offs = np.zeros(len(valid) + 1, np.int32)
-    np.cumsum(lens, out=offs[1:])
-    every = pa.StringArray.from_buffers(len(valid), pa.py_buffer(offs), pa.py_buffer(data))
+    valid, every = every_code_point()
     f[valid[np.asarray(pc.match_substring_regex(every, zh_re))]] |= ZH
     f[valid[np.asarray(pc.match_substring_regex(every, "\\s"))]] |= RE2_SPACE
     f[py_space()] |= PY_SPACE

@@ -10,8 +10,8 @@ import functools
 import numba
 import numpy as np
 
-from corpusforge.algorithms.clean_scan import DROP, _put
-from corpusforge.algorithms.utf8 import _next, arrow_utf8
+from corpusforge.algorithms.clean_scan import DROP
+from corpusforge.algorithms.utf8 import _next, arrow_utf8, every_code_point, put
 
 _N = 0x110000
 
@@ -19,14 +19,9 @@ _N = 0x110000
 @functools.cache
 def table(drop_re: str) -> np.ndarray:
     """int32 per code point: DROP, or the code point utf8_lower makes of it."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    valid = np.r_[0:0xD800, 0xE000:_N].astype(np.uint32)
-    data = valid.tobytes().decode("utf-32-le").encode("utf-8")
-    offs = np.zeros(len(valid) + 1, np.int32)
-    np.cumsum(1 + (valid >= 0x80) + (valid >= 0x800) + (valid >= 0x10000), out=offs[1:])
-    every = pa.StringArray.from_buffers(len(valid), pa.py_buffer(offs), pa.py_buffer(data))
+    valid, every = every_code_point()
     low = pc.utf8_lower(every)
     lower = np.frombuffer(bytes(low.buffers()[2])[:int(np.frombuffer(low.buffers()[1], np.int32)[-1])]
                           .decode("utf-8").encode("utf-32-le"), np.uint32)
@@ -51,7 +46,7 @@ def _skeleton(u8, offs, table):
             c, i = _next(u8, i)
             t = table[c]
             if t != DROP:
-                k = _put(np.uint32(t), out, k)
+                k = put(np.uint32(t), out, k)
         oo[d + 1] = k
     return out[:k], oo
 

@@ -19,7 +19,7 @@ import unicodedata
 import numba
 import numpy as np
 
-from corpusforge.algorithms.utf8 import arrow_utf8, decode
+from corpusforge.algorithms.utf8 import arrow_utf8, decode, put
 from corpusforge.models import featurize as ref
 
 _SPACE, _LETTER, _DIGIT, _OTHER = 0, 1, 2, 3  # not a unit / [a-z]+ / [0-9]+ / a one-character unit
@@ -144,28 +144,8 @@ def utf8_len(c):
     return 1 if c < 0x80 else 2 if c < 0x800 else 3 if c < 0x10000 else 4
 
 @numba.njit(cache=True, nogil=True)
-def put_utf8(c, out, i):
-    if c < 0x80:
-        out[i] = c
-        return i + 1
-    if c < 0x800:
-        out[i] = 0xC0 | (c >> 6)
-        out[i + 1] = 0x80 | (c & 0x3F)
-        return i + 2
-    if c < 0x10000:
-        out[i] = 0xE0 | (c >> 12)
-        out[i + 1] = 0x80 | ((c >> 6) & 0x3F)
-        out[i + 2] = 0x80 | (c & 0x3F)
-        return i + 3
-    out[i] = 0xF0 | (c >> 18)
-    out[i + 1] = 0x80 | ((c >> 12) & 0x3F)
-    out[i + 2] = 0x80 | ((c >> 6) & 0x3F)
-    out[i + 3] = 0x80 | (c & 0x3F)
-    return i + 4
-
-@numba.njit(cache=True, nogil=True)
 def crc_update(reg, c, table, buf):
-    n = put_utf8(c, buf, 0)
+    n = put(c, buf, 0)
     for i in range(n):
         reg = table[(reg ^ buf[i]) & 0xFF] ^ (reg >> 8)
     return reg
@@ -229,12 +209,12 @@ def _lines(cps, uoff, doc_u):
                 out[i] = 0x20
                 i += 1
             for q in range(uoff[u], uoff[u + 1]):
-                i = put_utf8(cps[q], out, i)
+                i = put(cps[q], out, i)
         for u in range(a + 1, b):
             out[i] = 0x20
             i += 1
             for q in range(uoff[u - 1], uoff[u + 1]):
-                i = put_utf8(cps[q], out, i)
+                i = put(cps[q], out, i)
         out[i] = 0x0A
         i += 1
         offs[d + 1] = i

@@ -3,6 +3,8 @@ and the per-document count of code points that differ between two arrays of equa
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -23,6 +25,41 @@ def arrow_utf8(arr):
     offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
     data = arr.buffers()[2]
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs
+
+
+@functools.cache
+def every_code_point():
+    """(code points, Arrow string array of them, one per row): every code point but the surrogates, to read
+    a character class or a per-character map off Arrow's own kernels."""
+    import pyarrow as pa
+
+    valid = np.r_[0:0xD800, 0xE000:0x110000].astype(np.uint32)
+    data = valid.tobytes().decode("utf-32-le").encode("utf-8")
+    offs = np.zeros(len(valid) + 1, np.int32)
+    np.cumsum(1 + (valid >= 0x80) + (valid >= 0x800) + (valid >= 0x10000), out=offs[1:])
+    return valid, pa.StringArray.from_buffers(len(valid), pa.py_buffer(offs), pa.py_buffer(data))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def put(c, out, i):
+    """Writes code point c as UTF-8 at out[i]; the index after it."""
+    if c < 0x80:
+        out[i] = c
+        return i + 1
+    if c < 0x800:
+        out[i] = 0xC0 | (c >> 6)
+        out[i + 1] = 0x80 | (c & 0x3F)
+        return i + 2
+    if c < 0x10000:
+        out[i] = 0xE0 | (c >> 12)
+        out[i + 1] = 0x80 | ((c >> 6) & 0x3F)
+        out[i + 2] = 0x80 | (c & 0x3F)
+        return i + 3
+    out[i] = 0xF0 | (c >> 18)
+    out[i + 1] = 0x80 | ((c >> 12) & 0x3F)
+    out[i + 2] = 0x80 | ((c >> 6) & 0x3F)
+    out[i + 3] = 0x80 | (c & 0x3F)
+    return i + 4
 
 
 @numba.njit(cache=True, nogil=True)
