@@ -29,9 +29,10 @@ _N = 0x110000
 @functools.cache
 def tables() -> tuple[np.ndarray, ...]:
     """(map offsets, mapped code points, simple?, unit class, isdigit, wordish), each indexed by code point."""
-    cats = ref.categories()
     # Unassigned and private-use code points map to themselves, alone, and are not digits: skip the work
-    work = np.asarray([c for c in range(1, _N) if cats[c] not in ("Cn", "Co")], np.int64)
+    unassigned = ref.in_categories(("Cn",))
+    work = np.flatnonzero(~(unassigned | ref.in_categories(("Co",))))
+    work = work[work > 0]
     chars = [chr(c) for c in work]
     # NUL between characters: a starter that composes with nothing, so NFKC of the joined string is the
     # NFKC of each character alone; lower() is per character but for Σ (excluded below)
@@ -62,14 +63,13 @@ def tables() -> tuple[np.ndarray, ...]:
     mcp[np.repeat(moff[work], wl) + np.arange(len(wcp)) - np.repeat(np.cumsum(wl) - wl, wl)] = wcp
     # unit classes by the reference's regex (unassigned code points are units, private-use ones are not)
     cls = np.full(_N, _SPACE, np.uint8)
-    cls[[c for c in range(_N) if cats[c] == "Cn"]] = _OTHER
+    cls[unassigned] = _OTHER
     cls[work[[m.start() for m in ref._unit_re().finditer("".join(chars))]]] = _OTHER  # a-z/0-9 runs: below
     cls[ord("a"):ord("z") + 1] = _LETTER
     cls[ord("0"):ord("9") + 1] = _DIGIT
     isdig = np.zeros(_N, np.bool_)
     isdig[work] = np.fromiter((ch.isdigit() for ch in chars), np.bool_, len(chars))
-    wordish = np.zeros(_N, np.bool_)
-    wordish[work] = np.fromiter((cats[c] in ref._WORDISH for c in work), np.bool_, len(work))
+    wordish = ref.in_categories(ref._WORDISH)
     return moff, mcp, simple, cls, isdig, wordish
 
 

@@ -3,8 +3,6 @@ and the per-document count of code points that differ between two arrays of equa
 
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
 
@@ -27,10 +25,9 @@ def arrow_utf8(arr):
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs
 
 
-@functools.cache
 def every_code_point():
     """(code points, Arrow string array of them, one per row): every code point but the surrogates, to read
-    a character class or a per-character map off Arrow's own kernels."""
+    a character class or a per-character map off Arrow's own kernels (built per table, not kept)."""
     import pyarrow as pa
 
     valid = np.r_[0:0xD800, 0xE000:0x110000].astype(np.uint32)

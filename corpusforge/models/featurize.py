@@ -16,10 +16,20 @@ MAX_UNITS = 3000  # long documents are judged on their first 3000 units (bounded
 _WORDISH = {"Lu", "Ll", "Lt", "Lm", "Nd", "Nl", "No", "Mn", "Mc", "Me"}  # may join the unit before them
 
 
+CATEGORIES = ("Cc", "Cf", "Cn", "Co", "Cs", "Ll", "Lm", "Lo", "Lt", "Lu", "Mc", "Me", "Mn", "Nd", "Nl", "No", "Pc", "Pd",
+              "Pe", "Pf", "Pi", "Po", "Ps", "Sc", "Sk", "Sm", "So", "Zl", "Zp", "Zs")
+
+
 @functools.cache
-def categories() -> list[str]:
-    """unicodedata.category of every code point."""
-    return [unicodedata.category(chr(c)) for c in range(0x110000)]
+def _category_codes() -> np.ndarray:
+    idx = {c: i for i, c in enumerate(CATEGORIES)}
+    return np.fromiter((idx[unicodedata.category(chr(c))] for c in range(0x110000)), np.uint8, 0x110000)
+
+
+def in_categories(names) -> np.ndarray:
+    """Per code point: is unicodedata.category in names? (kept as one byte per code point: a str each
+    would hold ~85 MB in every worker)"""
+    return np.isin(_category_codes(), [CATEGORIES.index(n) for n in names])
 
 
 @functools.cache
@@ -28,7 +38,7 @@ def _unit_re() -> re.Pattern:
     private-use. Control characters are not units: fastText's C++ reader treats some (NUL, ...) as
     separators and a NUL inside a predicted line corrupted later training in the same process (seen on
     TREC06C spam). Format and private-use characters (zero-width spaces, BOMs) are what `clean` strips."""
-    skip = [c for c, cat in enumerate(categories()) if cat in ("Cf", "Co", "Cc")] + [0xFFFD]
+    skip = np.flatnonzero(in_categories(("Cf", "Co", "Cc"))).tolist() + [0xFFFD]
     ranges, start = [], skip[0]
     for a, b in zip(skip, skip[1:] + [None]):
         if b != a + 1:
