@@ -211,7 +211,8 @@ def test_34_non_finite_scores_are_quarantined_not_kept_or_dropped(tmp_path, web)
     stage = cls(cls.Params(mode="threshold", threshold=0.5))
     stage.setup()
     real = stage._model.score
-    stage._model.score = lambda texts: [math.nan if i == 1 else math.inf if i == 2 else s for i, s in enumerate(real(texts))]
+    stage._model.score = lambda texts, ids=None: [math.nan if i == 1 else math.inf if i == 2 else s
+                                                  for i, s in enumerate(real(texts, ids))]
     texts = [d["text"] for d in web[:6]]
     batch = pa.RecordBatch.from_pydict({"id": [str(i) for i in range(6)], "source": ["s"] * 6, "text": texts,
                                         "meta": [[("_cf_file", "a.jsonl"), ("_cf_line", str(i + 1)), ("_cf_offset", "0")] for i in range(6)]},
