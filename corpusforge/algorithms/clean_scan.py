@@ -11,7 +11,7 @@ import functools
 import numba
 import numpy as np
 
-from corpusforge.algorithms.utf8 import _next, every_code_point, put
+from corpusforge.algorithms.utf8 import next_cp, every_code_point, put
 
 _N = 0x110000
 KEEP, DROP = -1, -2  # per-character table: keep, drop, or else the code point it becomes
@@ -39,6 +39,36 @@ def py_space() -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _squeeze_newlines(src, n, dst, k):
+    """src[:n] into dst[k:] with every run of 3+ \\n as two (\\n{3,} → \\n\\n); the index after it."""
+    i = 0
+    while i < n:
+        if src[i] == 0x0A:
+            j = i
+            while j < n and src[j] == 0x0A:
+                j += 1
+            for _ in range(2 if j - i >= 3 else j - i):
+                dst[k] = 0x0A
+                k += 1
+            i = j
+        else:
+            dst[k] = src[i]
+            k += 1
+            i += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def strip(cp, s, e, space):
+    """The bounds of cp[s:e] without the leading and trailing characters `space` flags (str.strip())."""
+    while s < e and space[cp[s]]:
+        s += 1
+    while e > s and space[cp[e - 1]]:
+        e -= 1
+    return s, e
+
+
 @numba.njit(cache=True, nogil=True)
 def linebreaks(u8, offs):
     """\\r\\n|[\\r\\u2028\\u2029\\x85\\x0b\\x0c] → \\n (the reference's _LINEBREAK_RE)."""
@@ -48,7 +78,7 @@ def linebreaks(u8, offs):
     for d in range(offs.shape[0] - 1):
         i, e = offs[d], offs[d + 1]
         while i < e:
-            c, j = _next(u8, i)
+            c, j = next_cp(u8, i)
             if c == 0x0D and j < e and u8[j] == 0x0A:
                 j += 1
                 c = 0x0A
@@ -69,7 +99,7 @@ def per_char(u8, offs, table):
     for d in range(offs.shape[0] - 1):
         i, e = offs[d], offs[d + 1]
         while i < e:
-            c, i = _next(u8, i)
+            c, i = next_cp(u8, i)
             t = table[c]
             if t == DROP:
                 continue
@@ -95,7 +125,7 @@ def collapse(u8, offs, ideographic):
         n = 0
         run = False
         while i < e:  # 1: space runs
-            c, j = _next(u8, i)
+            c, j = next_cp(u8, i)
             if c == 0x20 or c == 0x09 or c == 0xA0 or (c == 0x3000 and ideographic):
                 if not run:
                     a[n] = 0x20
@@ -118,21 +148,7 @@ def collapse(u8, offs, ideographic):
             if a[i] == 0x0A and i + 1 < n and a[i + 1] == 0x20:
                 i += 1
             i += 1
-        n = 0
-        i = 0
-        while i < m:  # 3: \n{3,} → \n\n
-            if b[i] == 0x0A:
-                j = i
-                while j < m and b[j] == 0x0A:
-                    j += 1
-                for _ in range(2 if j - i >= 3 else j - i):
-                    a[n] = 0x0A
-                    n += 1
-                i = j
-            else:
-                a[n] = b[i]
-                n += 1
-                i += 1
+        n = _squeeze_newlines(b, m, a, 0)  # 3
         s, t = 0, n  # 4: trim ' ' and '\n'
         while s < t and (a[s] == 0x20 or a[s] == 0x0A):
             s += 1
@@ -177,7 +193,7 @@ def dedup_paragraphs(u8, offs, min_chars, space):
         i = offs[d]
         while i < e8:
             bstart[n] = i
-            cp[n], i = _next(u8, i)
+            cp[n], i = next_cp(u8, i)
             n += 1
         bstart[n] = e8
         seen = dict()
@@ -190,11 +206,7 @@ def dedup_paragraphs(u8, offs, min_chars, space):
             end = start
             while end < n and cp[end] != 0x0A:
                 end += 1
-            s, t = start, end
-            while s < t and space[cp[s]]:
-                s += 1
-            while t > s and space[cp[t - 1]]:
-                t -= 1
+            s, t = strip(cp, start, end, space)
             drop = False
             if t - s >= min_chars:
                 h = _line_hash(cp, s, t)
@@ -227,19 +239,6 @@ def dedup_paragraphs(u8, offs, min_chars, space):
             out[k:k + e8 - offs[d]] = u8[offs[d]:e8]
             k += e8 - offs[d]
         else:
-            i = 0
-            while i < m:  # \n{3,} → \n\n
-                if tmp[i] == 0x0A:
-                    j = i
-                    while j < m and tmp[j] == 0x0A:
-                        j += 1
-                    for _ in range(2 if j - i >= 3 else j - i):
-                        out[k] = 0x0A
-                        k += 1
-                    i = j
-                else:
-                    out[k] = tmp[i]
-                    k += 1
-                    i += 1
+            k = _squeeze_newlines(tmp, m, out, k)
         oo[d + 1] = k
     return out[:k], oo, removed, collide

@@ -114,6 +114,8 @@ def _numba_decoder():
     code points, dropping those marked in `drop`; None without numba (the numpy path does the same)."""
     try:
         import numba
+
+        from corpusforge.algorithms.utf8 import next_cp
     except ImportError:
         return None
 
@@ -123,18 +125,7 @@ def _numba_decoder():
         for d in range(boffs.shape[0] - 1):
             i, end = boffs[d], boffs[d + 1]
             while i < end:
-                c = np.uint32(u8[i])
-                if c < 0x80:
-                    i += 1
-                elif c < 0xE0:
-                    c = ((c & 0x1F) << 6) | (u8[i + 1] & 0x3F)
-                    i += 2
-                elif c < 0xF0:
-                    c = ((c & 0x0F) << 12) | ((u8[i + 1] & 0x3F) << 6) | (u8[i + 2] & 0x3F)
-                    i += 3
-                else:
-                    c = ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F)
-                    i += 4
+                c, i = next_cp(u8, i)
                 if not drop[c]:
                     cp[k] = c
                     k += 1

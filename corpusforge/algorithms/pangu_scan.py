@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from corpusforge.algorithms import cpstrings
-from corpusforge.algorithms.clean_scan import py_space
+from corpusforge.algorithms.clean_scan import py_space, strip
 from corpusforge.algorithms.utf8 import arrow_utf8, decode, every_code_point
 
 _N = 0x110000
@@ -102,7 +102,7 @@ def _separators(cp, s, e, f):
 
 
 @numba.njit(cache=True, nogil=True)
-def scan(u8, offs, f, short_chars, tcps, toff, tslots):
+def scan(u8, offs, f, space, short_chars, tcps, toff, tslots):
     """Per document: chars, zh, letters, lines, short-line share, link-line share, prose share."""
     nd = offs.shape[0] - 1
     ints = np.zeros((nd, 4), np.int64)
@@ -125,11 +125,7 @@ def scan(u8, offs, f, short_chars, tcps, toff, tslots):
             end = start
             while end < n and cp[end] != 0x0A:
                 end += 1
-            s, e = start, end
-            while s < e and f[cp[s]] & PY_SPACE:  # str.strip()
-                s += 1
-            while e > s and f[cp[e - 1]] & PY_SPACE:
-                e -= 1
+            s, e = strip(cp, start, end, space)
             if e > s:
                 lines += 1
                 k = e - s
@@ -163,4 +159,4 @@ class Scanner:
         self.terms = cpstrings.table(sorted(nav_terms))
 
     def __call__(self, texts):
-        return scan(*arrow_utf8(texts), self.f, self.short_chars, *self.terms)
+        return scan(*arrow_utf8(texts), self.f, py_space(), self.short_chars, *self.terms)

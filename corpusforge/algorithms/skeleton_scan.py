@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from corpusforge.algorithms.clean_scan import DROP
-from corpusforge.algorithms.utf8 import _next, arrow_utf8, every_code_point, put
+from corpusforge.algorithms.utf8 import next_cp, arrow_utf8, every_code_point, put
 
 _N = 0x110000
 
@@ -43,7 +43,7 @@ def _skeleton(u8, offs, table):
         if out.shape[0] - k < 2 * (e - i):
             out = np.concatenate((out[:k], np.empty(2 * (e - i) + out.shape[0], np.uint8)))
         while i < e:
-            c, i = _next(u8, i)
+            c, i = next_cp(u8, i)
             t = table[c]
             if t != DROP:
                 k = put(np.uint32(t), out, k)

@@ -82,7 +82,7 @@ def decode(u8, i, end, out, limit=-1):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _next(u8, i):
+def next_cp(u8, i):
     """(code point at byte i, byte index after it)."""
     c = np.uint32(u8[i])
     if c < 0x80:
@@ -107,8 +107,8 @@ def _diffs(a8, aoff, b8, boff):
                 i += 1
                 j += 1
                 continue
-            x, i = _next(a8, i)
-            y, j = _next(b8, j)
+            x, i = next_cp(a8, i)
+            y, j = next_cp(b8, j)
             k += x != y
         out[d] = k if (i == ie and j == je) else -1
     return out
