@@ -95,7 +95,7 @@ class T2S(MapStage):
         return out, changed
 
     def _convert_utf8(self, texts: pa.Array) -> pa.Array:
-        """_convert_all without a Python str per document: OpenCC's C++ call gets the UTF-8 of ~32k
+        """_convert_all without a Python str per document: OpenCC's C++ call gets the UTF-8 of ~_CHUNK_CHARS
         characters of documents straight from the Arrow buffer, joined by the separator, and the result
         is split back into an Arrow array (nulls stay null)."""
         import opencc
