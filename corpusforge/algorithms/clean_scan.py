@@ -11,6 +11,7 @@ import functools
 import numba
 import numpy as np
 
+from corpusforge.algorithms.cpstrings import cp_hash
 from corpusforge.algorithms.utf8 import next_cp, every_code_point, put
 
 _N = 0x110000
@@ -161,14 +162,6 @@ def collapse(u8, offs, ideographic):
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_hash(cp, s, e):
-    h = np.uint64(0xCBF29CE484222325)
-    for q in range(s, e):
-        h = (h ^ np.uint64(cp[q])) * np.uint64(0x100000001B3)
-    return h
-
-
-@numba.njit(cache=True, nogil=True)
 def dedup_paragraphs(u8, offs, min_chars, space):
     """clean.dedup_paragraphs per document: every later copy of a line whose stripped form (Python's
     str.strip, `space` flags its characters) has >= min_chars characters goes, then \\n{3,} → \\n\\n in the
@@ -209,7 +202,7 @@ def dedup_paragraphs(u8, offs, min_chars, space):
             s, t = strip(cp, start, end, space)
             drop = False
             if t - s >= min_chars:
-                h = _line_hash(cp, s, t)
+                h = cp_hash(cp, s, t)
                 if h in seen:
                     ps, pe = seen[h]
                     same = pe - ps == t - s

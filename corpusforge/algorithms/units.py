@@ -7,7 +7,7 @@ the character before it; Σ lowers by context). So the tables map every code poi
 cannot interact with its neighbour to the code points NFKC + lower give it alone; a document holding any
 other code point in the part that is read (rare in Chinese text: decomposed accents, Hangul jamo, Greek
 capital sigma) is flagged and featurized by the reference instead. The unit classes come from the
-reference's own regex, character by character, so both paths cut the same units (tests/unit/test_units.py).
+reference's own regex, character by character, so both paths cut the same units (tests/unit/test_kernels.py).
 """
 
 from __future__ import annotations

@@ -161,8 +161,8 @@ class CharLM:
             vals.append(v)
         tab, start, mask = hash_table(np.concatenate(keys), np.concatenate(vals),
                                       np.cumsum([0] + [len(k) for k in keys]).astype(np.int64))
-        h1 = _lookup(a["h1_keys"], np.arange(len(a["h1_keys"])), np.zeros(1, np.uint64))[0] if len(a["h1_keys"]) else -1
-        ctx1 = (float(a["h1_total"][h1]), float(a["h1_types"][h1])) if h1 >= 0 and a["h1_keys"][h1] == 0 else (0.0, 0.0)
+        empty = np.flatnonzero(a["h1_keys"] == 0)  # the order-1 context: no characters at all
+        ctx1 = (float(a["h1_total"][empty[0]]), float(a["h1_types"][empty[0]])) if len(empty) else (0.0, 0.0)
         return idmap, tab, tab.view(np.float64), start, mask, *ctx1, a["discounts"].astype(np.float64)
 
     # ---- persistence -------------------------------------------------------------------------------

@@ -173,6 +173,7 @@ def test_t2s_changed_counts_equal_the_reference(shared_data, config):
     texts = ["", "，"] + [r["zh_tw"] for r in rows] + ["", None, "網際網路\n作業系統", "没有繁体字"]  # tw2sp: 網際網路 → 互联网
     out, changed = st.convert(pa.array(texts, pa.string()))
     assert out.to_pylist() == [None if t is None else st._cc.convert(t) for t in texts]
+    assert st._convert_all(texts) == out.to_pylist()  # the path without numba: the same text
     assert np.array_equal(changed, st.changed_reference(texts, out.to_pylist()))
     assert changed.sum() > 0 and (config == "t2s" or len(out[-2].as_py()) < len(texts[-2]))
 
