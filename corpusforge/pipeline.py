@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -126,6 +127,7 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
         return pa.RecordBatch.from_pylist([], schema=schema)
     if isinstance(stage, MapStage):
         batch = stage.map(batch) if only_sources is None else _map_sources(stage, schema, batch, only_sources)
+        _count_fixes(stage, batch, c)
         c["kept"] += batch.num_rows
         return batch
     assert isinstance(stage, FilterStage), f"{stage.name}: global stages run through the engine plan"
@@ -133,6 +135,7 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
     arrays = [batch.column(i) for i in range(batch.num_columns)]
     arrays += [pa.array(scores[s], t) for s, t in stage.scores.items()]
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    _count_fixes(stage, batch, c)
     np_scores = {s: batch.column(score_column(stage.name, s)).to_numpy(zero_copy_only=False) for s in stage.scores}
     # NaN passes "drop if < t" and fails "keep if >= t", silently: quarantine it instead.
     invalid = np.zeros(n, bool)
@@ -159,6 +162,12 @@ def _apply_one(stage: Stage, schema: pa.Schema, batch: pa.RecordBatch, counts: d
     batch = batch.filter(pa.array(keep))
     c["kept"] += batch.num_rows
     return batch
+
+
+def _count_fixes(stage: Stage, batch: pa.RecordBatch, c: dict) -> None:
+    fixes = {k: n for k, n in stage.fix_counts(batch).items() if n}
+    if fixes:
+        c.setdefault("fixes", Counter()).update(fixes)
 
 
 def check_rule_guard(stages: list[Stage], counts: dict, max_fraction: float | None, min_docs: int, where: str) -> None:

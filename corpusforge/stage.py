@@ -53,6 +53,11 @@ class Stage:
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return schema
 
+    def fix_counts(self, batch: pa.RecordBatch) -> dict[str, int]:
+        """Counters for the ledger's `fixes` of this stage, read off the batch it just mapped or scored
+        (before a filter drops rows): what a map stage replaced, what an index found."""
+        return {}
+
 
 class MapStage(Stage):
     """One row in, one row out (may add columns)."""
