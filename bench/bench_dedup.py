@@ -149,7 +149,7 @@ def run_corpusforge(files, workdir, workers):
     t0 = time.time()
     eng = LocalPrimitives(workdir, workers=workers, batch_rows=2048)
     st = DedupMinhash(DedupMinhash.Params(threshold=THRESHOLD, num_perm=NUM_PERM, ngram=NGRAM))
-    dec = eng.read_table(st.run(eng, eng.dataset(files))[0])
+    dec = eng.read_table(st.run(eng, eng.dataset(files)).decisions)
     rep = dict(zip(dec.column("id").to_pylist(), dec.column("duplicate_of").to_pylist()))
     return time.time() - t0, rep, {"bands_rows": st.band_rows()}
 
@@ -213,7 +213,7 @@ def run_corpusforge_spark(files, workdir):
     t0 = time.time()  # Spark start-up excluded, as for the Spark ML line (reported separately)
     eng = SparkPrimitives(spark, workdir)
     st = DedupMinhash(DedupMinhash.Params(threshold=THRESHOLD, num_perm=NUM_PERM, ngram=NGRAM))
-    dec = pa.Table.from_batches(list(eng.read(st.run(eng, eng.dataset(files))[0])))
+    dec = pa.Table.from_batches(list(eng.read(st.run(eng, eng.dataset(files)).decisions)))
     sec = time.time() - t0
     spark.stop()
     rep = dict(zip(dec.column("id").to_pylist(), dec.column("duplicate_of").to_pylist())) if dec.num_rows else {}

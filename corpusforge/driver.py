@@ -40,7 +40,7 @@ from corpusforge.pipeline import rows_of_sources
 from corpusforge.parttask import GLOBAL_DIR, decided_dir, staged_dir
 from corpusforge.primitives import Primitives
 from corpusforge.runner import Plan, finish, part_name, phases, prepare_output, stable_hash, sweep_uncommitted
-from corpusforge.schema import DECISION_SCHEMA, PART_COL
+from corpusforge.schema import DECISION_SCHEMA, EDIT_SCHEMA, PART_COL
 
 
 class Executor(abc.ABC):
@@ -180,30 +180,39 @@ def _decide(plan: Plan, k: int, workers: int, executor: Executor, work: str, scr
     if scope is not None:  # documents of other sources take no part: never removed, never anyone's duplicate
         docs = engine.map_batches(docs, functools.partial(rows_of_sources, sources=scope),
                                   phases(plan)[k - 1].out_schema.append(pa.field(PART_COL, pa.int32())), "in-sources")
-    decisions = ph.global_stage.run(engine, docs)
-    decisions, fixes = decisions if isinstance(decisions, tuple) else (decisions, None)
+    res = ph.global_stage.run(engine, docs)
     fix_counts: dict = {}  # part → fix → n, from the persisted rows (a handful: one per part and counter)
-    for b in (engine.read(fixes) if fixes is not None else ()):
+    for b in (engine.read(res.fixes) if res.fixes is not None else ()):
         for part, fix, n in zip(*(b.column(c).to_pylist() for c in (PART_COL, "fix", "n"))):
             of_part = fix_counts.setdefault(str(part), {})
             of_part[fix] = of_part.get(fix, 0) + n
-    if to_local is not None:
-        decisions = local.dataset(to_local(decisions), DECISION_SCHEMA)
-    by_part = local.partition_by_value(decisions, PART_COL, len(plan.jobs), "by-part")
+    marker = {"stage": ph.global_stage.key}
+    for kind, ds, schema, unique in (("decisions", res.decisions, DECISION_SCHEMA, ["id"]),
+                                     ("edits", res.edits, EDIT_SCHEMA, ["id", "line"])):
+        if ds is None:
+            continue
+        if to_local is not None:
+            ds = local.dataset(to_local(ds, schema, kind), schema)
+        marker[kind], marker[f"{kind}_parts"] = _commit_by_part(plan, k, local, ds, kind, unique)
+    faults.point("global:before_marker")
+    write_json(fs.join(gdir, "done.json"), {**marker, "fixes": dict(sorted(fix_counts.items()))})
+
+
+def _commit_by_part(plan: Plan, k: int, local: LocalPrimitives, ds, kind: str, unique: list[str]) -> tuple[int, dict]:
+    """A global stage's rows as one sorted file per part (OUT/_global/g<k>/<kind>-<part>.parquet): (rows, part → files)."""
+    name = phases(plan)[k].global_stage.name
     parts, total = {}, 0
-    for part, paths in enumerate(by_part):
+    for part, paths in enumerate(local.partition_by_value(ds, PART_COL, len(plan.jobs), f"{kind}-by-part")):
         if not paths:
             continue
-        t = pa.concat_tables([pq.read_table(p) for p in paths]).cast(DECISION_SCHEMA)
-        t = t.take(pc.sort_indices(t, [("id", "ascending")]))
-        if pc.count_distinct(t.column("id")).as_py() != t.num_rows:
-            raise CorpusforgeError("global_mismatch", f"{ph.global_stage.name}: a document got two decisions")
-        rel = f"{GLOBAL_DIR}/g{k}/decisions-{part_name(part)}.parquet"
-        s = ParquetSink(fs.join(plan.out, rel), DECISION_SCHEMA)
+        t = pa.concat_tables([pq.read_table(p) for p in paths]).cast(ds.schema)
+        t = t.take(pc.sort_indices(t, [(c, "ascending") for c in unique]))
+        if t.group_by(unique).aggregate([]).num_rows != t.num_rows:
+            raise CorpusforgeError("global_mismatch", f"{name}: {kind} name one {'/'.join(unique)} twice")
+        rel = f"{GLOBAL_DIR}/g{k}/{kind}-{part_name(part)}.parquet"
+        s = ParquetSink(fs.join(plan.out, rel), ds.schema)
         s.write(t)
         s.commit()
         parts[str(part)] = [rel]
         total += t.num_rows
-    faults.point("global:before_marker")
-    write_json(fs.join(gdir, "done.json"), {"stage": ph.global_stage.key, "decisions": total, "parts": parts,
-                                                 "fixes": dict(sorted(fix_counts.items()))})
+    return total, parts

@@ -23,7 +23,7 @@ from corpusforge.io.readers import quarantine_table, read_part
 from corpusforge.io.writers import ParquetSink, write_json
 from corpusforge.pipeline import apply_stages, check_rule_guard, reject_rows
 from corpusforge.runner import Job, Phase, Plan, file_entry, part_name, phases
-from corpusforge.schema import DECISION_SCHEMA, INGEST, PART_COL, QUARANTINE_SCHEMA, REJECT_SCHEMA
+from corpusforge.schema import DECISION_SCHEMA, EDIT_SCHEMA, INGEST, PART_COL, QUARANTINE_SCHEMA, REJECT_SCHEMA
 from corpusforge.stage import GlobalStage
 
 GLOBAL_DIR = "_global"
@@ -96,7 +96,7 @@ class _Task:
     seconds: dict = field(default_factory=dict)  # stage → wall time, for run_info.json (never committed: timings vary)
     q_rows: list = field(default_factory=list)
     prev: dict | None = None  # the previous phase's marker of this part
-    decisions: dict | None = None
+    decisions: "_Decided | None" = None
     reader: object = None
 
     @property
@@ -152,11 +152,10 @@ def _open_input(t: _Task):
 def _apply(t: _Task, batches) -> None:
     """Decisions, then the phase's stages, batch by batch into the sinks."""
     progress = _worker["progress"]
-    used = [0]
     for batch in batches:
         n_in = batch.num_rows
         if t.decisions is not None:
-            batch, rej = _apply_decisions(t.ph.global_stage, batch, t.decisions, t.counts, used)
+            batch, rej = _apply_decisions(t.ph.global_stage, batch, t.decisions, t.counts)
             if rej is not None:
                 t.sinks["rejects"].write(rej)
         kept, rejects, quarantine = apply_stages(t.ph.stages, t.ph.schemas, batch, t.counts, t.seconds, t.plan.scopes)
@@ -169,8 +168,8 @@ def _apply(t: _Task, batches) -> None:
         t.q_rows += quarantine
         if progress is not None and t.ph.last:
             progress.put((n_in, batch.column("text").nbytes, kept.num_rows))
-    if t.decisions is not None and used[0] != len(t.decisions):
-        raise CorpusforgeError("global_mismatch", f"{t.ph.global_stage.name}: {len(t.decisions) - used[0]} decisions for "
+    if t.decisions is not None and t.decisions.unused():
+        raise CorpusforgeError("global_mismatch", f"{t.ph.global_stage.name}: {t.decisions.unused()} decisions or edits for "
                                f"part {t.job.part.index} name ids that are not in the part")
     if t.reader is not None and t.reader.discarded:
         # the reader discarded the part (truncated/corrupt file): so is everything derived from it
@@ -236,32 +235,76 @@ def _commit(t: _Task, all_counts: dict, hints: list) -> dict:
 # --------------------------------------------------------------------------------- global decisions
 
 
-def _load_decisions(out: str, k: int, part: int) -> tuple[dict, dict]:
-    """(id → (reason, duplicate_of, cluster_id), fix → n) of one part."""
+def _load_decisions(out: str, k: int, part: int) -> tuple["_Decided", dict]:
+    """(one part's decisions and edits, fix → n)."""
     done = store.read_json(fs.join(decided_dir(out, k), "done.json"))
-    files = done["parts"].get(str(part), [])
-    t = pa.concat_tables([pq.read_table(store.source(fs.join(out, p))) for p in files]) if files else DECISION_SCHEMA.empty_table()
-    return ({i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist() for n in ("id", "reason", "duplicate_of", "cluster_id")))},
+
+    def table(kind, schema):
+        files = done.get(f"{kind}_parts", {}).get(str(part), [])
+        return pa.concat_tables([pq.read_table(store.source(fs.join(out, p))) for p in files]) if files else schema.empty_table()
+
+    t, e = table("decisions", DECISION_SCHEMA), table("edits", EDIT_SCHEMA)
+    edits: dict = {}
+    for i, line in zip(e.column("id").to_pylist(), e.column("line").to_pylist()):
+        edits.setdefault(i, []).append(line)
+    return (_Decided({i: (r, d, c) for i, r, d, c in zip(*(t.column(n).to_pylist()
+                                                          for n in ("id", "reason", "duplicate_of", "cluster_id")))}, edits),
             done.get("fixes", {}).get(str(part), {}))
 
 
-def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, decisions: dict, counts: dict, used: list):
-    """Routes the rows a global stage decided to remove into rejects (with duplicate_of and the cluster id)."""
+@dataclass
+class _Decided:
+    """What a global stage decided for one part: id → (reason, duplicate_of, cluster_id) of removed documents,
+    id → lines to take out of kept ones; `used` counts the ids met, to prove every row named one of the part."""
+
+    removed: dict
+    edits: dict
+    used: int = 0
+
+    def unused(self) -> int:
+        return len(self.removed) + len(self.edits) - self.used
+
+
+def _apply_decisions(stage: GlobalStage, batch: pa.RecordBatch, dec: _Decided, counts: dict):
+    """Routes the rows a global stage decided to remove into rejects (with duplicate_of and the cluster id), and
+    rewrites the kept rows it edits (a row left with no text is dropped: `<stage>:all_lines_removed`)."""
     c = counts.setdefault(stage.name, ledger.new_counts())
     c["in"] += batch.num_rows
     ids = batch.column("id").to_pylist()
-    idx = np.array([i for i, x in enumerate(ids) if x in decisions], np.int64)
+    reasons: dict[int, tuple[str, str | None, str | None]] = {}
+    texts, edited = None, []
+    for i, x in enumerate(ids):
+        if x in dec.removed:
+            r, d, cl = dec.removed[x]
+            reasons[i] = (f"{stage.name}:{r}", d, cl)
+        elif x in dec.edits:
+            texts = texts if texts is not None else batch.column("text").to_pylist()
+            lines = dec.edits[x]
+            new = stage.rewrite(texts[i], lines)
+            fixes = c.setdefault("fixes", Counter())
+            fixes["lines_removed"] += len(lines)
+            fixes["docs_rewritten"] += 1
+            if new.strip():
+                texts[i] = new
+                edited.append(i)
+            else:
+                reasons[i] = (f"{stage.name}:all_lines_removed", None, None)
+    dec.used += len(reasons) + len(edited)
     rejects = None
-    if len(idx):
-        dec = [decisions[ids[i]] for i in idx]
-        used[0] += len(idx)
-        reasons = [f"{stage.name}:{r}" for r, _, _ in dec]
-        for r in reasons:
+    if reasons:
+        idx = np.array(sorted(reasons), np.int64)
+        dec_rows = [reasons[i] for i in idx]
+        for r, _, _ in dec_rows:
             c["dropped"][r] += 1
-        rejects = reject_rows(batch, idx, stage.name, reasons, [d for _, d, _ in dec])
-        metas = [list(m or []) + [(CLUSTER_META, cl)] for m, (_, _, cl) in zip(rejects.column("meta").to_pylist(), dec)]
+        rejects = reject_rows(batch, idx, stage.name, [r for r, _, _ in dec_rows], [d for _, d, _ in dec_rows])
+        metas = [list(m or []) + ([(CLUSTER_META, cl)] if cl is not None else [])
+                 for m, (_, _, cl) in zip(rejects.column("meta").to_pylist(), dec_rows)]
         rejects = rejects.set_column(rejects.schema.get_field_index("meta"), "meta",
                                      pa.array(metas, REJECT_SCHEMA.field("meta").type))
+    if edited:
+        i = batch.schema.get_field_index("text")
+        batch = batch.set_column(i, batch.schema.field(i), pa.array(texts, batch.schema.field(i).type))
+    if reasons:
         keep = np.ones(batch.num_rows, bool)
         keep[idx] = False
         batch = batch.filter(pa.array(keep))

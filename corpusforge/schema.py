@@ -74,6 +74,10 @@ DECISION_SCHEMA = pa.schema([
 ])
 # What a GlobalStage may return beside its decisions: FIX+COUNT counters per part (RELIABILITY #35).
 FIX_SCHEMA = pa.schema([pa.field(PART_COL, pa.int32()), pa.field("fix", pa.string()), pa.field("n", pa.int64())])
+# What a GlobalStage may return to rewrite documents instead of removing them: one row per line (a "\n"-split
+# piece of the text, 0-based) to take out; the stage's rewrite() applies them in the next phase (dedup_lines).
+EDIT_SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field(PART_COL, pa.int32(), nullable=False),
+                         pa.field("line", pa.int32(), nullable=False)])
 EDGE_SCHEMA = pa.schema([pa.field("src", pa.string()), pa.field("dst", pa.string())])
 COMPONENT_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("component", pa.string())])
 AGG_OPS = ("min", "max", "sum", "count")

@@ -85,20 +85,35 @@ class FilterStage(Stage):
         return schema
 
 
+@dataclass
+class GlobalResult:
+    """What a global stage's plan returns, as dataset handles of its engine (each may be None):
+    decisions — one row per removed document (schema.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of,
+    cluster_id); fixes — rows (schema.FIX_SCHEMA: _cf_part, fix, n) that become the stage's per-part FIX
+    counters in the ledger; edits — lines to take out of kept documents (schema.EDIT_SCHEMA: id, _cf_part,
+    line), applied by the stage's rewrite()."""
+
+    decisions: Any = None
+    fixes: Any = None
+    edits: Any = None
+
+
 class GlobalStage(Stage):
     """Needs all documents at once (dedup, sampling): runs as a plan over engine primitives.
 
     run(engine, docs) receives the engine's primitives (corpusforge/primitives.py: map batches,
     key + combine, join on id, connected components, IO) and a handle to the persisted documents that
-    reached the stage (with their part in `_cf_part`); it returns a dataset handle of decisions, one row
-    per removed document (primitives.DECISION_SCHEMA: id, _cf_part, reason, duplicate_of, cluster_id), or a
-    (decisions, fixes) pair whose fixes rows (primitives.FIX_SCHEMA: _cf_part, fix, n) become the stage's
-    per-part FIX counters in the ledger.
-    The driver applies them part by part (see corpusforge/driver.py), so memory stays bounded.
+    reached the stage (with their part in `_cf_part`); it returns a GlobalResult.
+    The driver commits it partitioned by part and the next phase applies it part by part (see
+    corpusforge/driver.py and parttask.py), so memory stays bounded.
     """
 
-    def run(self, engine: Any, dataset: Any) -> Any:
+    def run(self, engine: Any, dataset: Any) -> GlobalResult:
         raise NotImplementedError
+
+    def rewrite(self, text: str, lines: list[int]) -> str:
+        """The text of a kept document without the lines the plan's edits name (stages that return edits)."""
+        raise NotImplementedError(f"{self.name} returns no edits")
 
 
 _REGISTRY: dict[str, dict[int, type[Stage]]] = {}

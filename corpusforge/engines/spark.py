@@ -30,7 +30,6 @@ from corpusforge.engines.spark_classes import _class_archive, _finish_archive, _
 from corpusforge.errors import CorpusforgeError
 from corpusforge.engines.spark_primitives import SparkPrimitives, spark_schema
 from corpusforge.runner import Plan, resume_key, stable_hash
-from corpusforge.schema import DECISION_SCHEMA
 
 MARKER_SCHEMA = pa.schema([pa.field("part", pa.int32()), pa.field("marker", pa.string())])
 
@@ -140,7 +139,7 @@ class SparkExecutor(driver.Executor):
 
     def primitives(self, plan: Plan, work: str, scratch: str, workers: int):
         prims = SparkPrimitives(self.spark, scratch, local=work, storage=plan.config.storage.as_options())
-        return prims, lambda ds: prims.to_local(ds, DECISION_SCHEMA)
+        return prims, prims.to_local
 
 
 def run(plan: Plan, workers: int = DEFAULT_WORKERS, resume: bool = False, overwrite: bool = False, progress: bool | None = None,

@@ -226,16 +226,16 @@ class SparkPrimitives(Primitives):
     def _countable(self, ds, name: str):
         return ds if self._source(ds) is not None else self._materialize(ds, f"{name}-edges")  # counted, then read: computed once
 
-    def to_local(self, ds, schema: pa.Schema) -> list[str]:
+    def to_local(self, ds, schema: pa.Schema, name: str = "result") -> list[str]:
         """Land a result as local Parquet files of the driver with exactly `schema` (file by file, bounded memory)."""
-        path = os.path.join(self.local, "result")
+        path = os.path.join(self.local, name)
         os.makedirs(path, exist_ok=True)
         lazy = self._on_driver(ds)
         if lazy is not None:  # map each result file here, as read() would
             _, src, body = lazy
             tables = (pa.Table.from_batches(list(body(t.to_batches())), body.schema) for t in self._tables(self._source(src)))
         else:
-            tables = self._tables(self._source(ds) or self._source(self._materialize(ds, "result")))
+            tables = self._tables(self._source(ds) or self._source(self._materialize(ds, name)))
         out = []
         for i, t in enumerate(tables):
             dst = os.path.join(path, f"part-{i:05d}.parquet")

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from corpusforge.algorithms.minhash import MinHasher, band_hashes, jaccard_pairs, normalize_codepoints, optimal_bands
 from corpusforge.schema import DECISION_SCHEMA, EDGE_SCHEMA, FIX_SCHEMA, PART_COL
 from corpusforge.errors import CorpusforgeError
-from corpusforge.stage import GlobalStage, Params, register
+from corpusforge.stage import GlobalResult, GlobalStage, Params, register
 
 KEY_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field(PART_COL, pa.int32()), pa.field("key", pa.string())])
 BAND_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("band", pa.int32()), pa.field("bhash", pa.int64())])
@@ -160,7 +160,7 @@ class DedupExact(GlobalStage):
         keys = engine.map_batches(engine.select(docs, ["id", "text", PART_COL]),
                                   functools.partial(exact_keys, strip_punct=self.params.strip_punct), KEY_SCHEMA, "exact-keys")
         members = engine.annotate(keys, ["key"], [("id", "min", "min_id")], "exact-groups")
-        return engine.map_batches(members, exact_decisions, DECISION_SCHEMA, "exact-decisions")
+        return GlobalResult(engine.map_batches(members, exact_decisions, DECISION_SCHEMA, "exact-decisions"))
 
 
 @register
@@ -240,7 +240,7 @@ class DedupMinhash(GlobalStage):
         decisions = engine.map_batches(members, near_decisions, DECISION_SCHEMA, "near-decisions")
         if p.max_source_removal is not None:
             self._source_guard(engine, docs, decisions)
-        return decisions, engine.map_batches(buckets, skipped_counts, FIX_SCHEMA, "skipped-too-short")
+        return GlobalResult(decisions, engine.map_batches(buckets, skipped_counts, FIX_SCHEMA, "skipped-too-short"))
 
     def _source_guard(self, engine: Any, docs: Any, decisions: Any) -> None:
         src = engine.select(docs, ["id", "source"])

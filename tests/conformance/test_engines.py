@@ -28,6 +28,7 @@ STAGES = [
     {"use": "quality_lr", "with": {"seed": 7}},
     {"use": "dedup_exact"},
     {"use": "dedup_minhash"},
+    {"use": "dedup_lines"},
     {"use": "perplexity"},
     {"use": "tokenize"},  # with the tokenizer the fixture trains
 ]
@@ -54,7 +55,7 @@ def corpus(shared_data, tmp_path_factory) -> Path:
         heads.append(d / Path(rel).name)
         heads[-1].write_text("".join((shared_data / rel).read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8")
     inputs = [shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl", shared_data / "quality/chinesewebtext_clean_vs_dirty.jsonl",
-              *heads, trad, bad]
+              *heads, trad, bad, REPO_ROOT / "tests/data/dedup_lines/gne_site_pages.jsonl"]  # site templates for dedup_lines
     from corpusforge.sample.tokenizer import train
 
     tok = d / "tokenizer.json"
@@ -111,6 +112,7 @@ def test_reference_run_exercises_every_outcome(corpus):
     assert by["t2s"]["in"] > 0 and kept.num_rows >= 50
     assert kept.column("tokens").null_count == 0 and min(len(t) for t in kept.column("tokens").to_pylist()) > 10
     assert set(kept.column("perplexity__bucket").to_pylist()) <= {"head", "middle", "tail"}
+    assert by["dedup_lines"]["fixes"]["lines_removed"] > 0
 
 
 def test_local_two_workers(corpus):
