@@ -49,16 +49,18 @@ def build(path: Path, target_mb: int) -> int:
     return i
 
 
-def run_pipeline(src: Path, out: Path) -> dict:
+def run_pipeline(src: Path, out: Path, config: Path) -> dict:
     import yaml
 
     from corpusforge.config import load_config
     from corpusforge.engines import local
     from corpusforge.runner import make_plan
 
-    stages = yaml.safe_load((REPO / "corpusforge/data/pangu.yaml").read_text(encoding="utf-8"))["stages"]
+    stages = yaml.safe_load(config.read_text(encoding="utf-8"))["stages"]
     for s in stages:
         s.pop("sources", None)  # one source here
+        for e in (s.get("with") or {}).get("evals", []):  # decontaminate's files, relative to the config
+            e["path"] = str((config.parent / e["path"]).resolve())
     cfg = out.parent / "cfg.yaml"
     cfg.write_text(json.dumps({"run": {"output": str(out)}, "input": {"paths": [str(src)], "split_mb": 8},
                                "stages": stages, "limits": {"max_quarantine_fraction": 1.0}}))
@@ -78,6 +80,9 @@ def run_pipeline(src: Path, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, nargs=2, default=[25, 100])
+    ap.add_argument("--config", type=Path, default=REPO / "corpusforge/data/pangu.yaml",
+                    help="the pipeline whose stages run (default pangu.yaml; pangu_plus.yaml adds dedup_lines, "
+                         "decontaminate and pii, and prints dedup_lines' cost against dedup_exact's)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cf-bench-scaling-"))
     res = {}
@@ -87,7 +92,7 @@ def main() -> None:
             docs = build(src, mb)
             gb = src.stat().st_size / 2**30
             fl = floor(src, work / f"floor{mb}.parquet")
-            r = run_pipeline(src, work / f"out{mb}")
+            r = run_pipeline(src, work / f"out{mb}", args.config)
             res[mb] = (gb, fl, r)
             print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB), I/O floor {fl:.1f} s "
                   f"({r['wall'] / fl:.1f}x floor); peak RSS of the largest worker so far {r['rss_mb']:,.0f} MB", flush=True)
@@ -98,6 +103,10 @@ def main() -> None:
             ga, gb_ = res[a][2]["stages"][st] / res[a][0], res[b][2]["stages"].get(st, 0.0) / res[b][0]
             print(f"{st:<18}{res[a][2]['funnel'].get(st, 0):>14}{res[b][2]['funnel'].get(st, 0):>14}{ga:>12,.0f}{gb_:>12,.0f}"
                   f"{gb_ / ga if ga else float('nan'):>8.2f}")
+        if "dedup_lines" in res[b][2]["stages"]:
+            lines, exact = res[b][2]["stages"]["dedup_lines"], res[b][2]["stages"]["dedup_exact"]
+            print(f"dedup_lines {lines / res[b][0]:,.0f} s/GB = {lines / exact:.2f}x dedup_exact's {exact / res[b][0]:,.0f} "
+                  f"s/GB at {b} MB (both: the global plan's wall time on 2 workers)")
         wa, wb = res[a][2]["wall"] / res[a][0], res[b][2]["wall"] / res[b][0]
         print(f"whole pipeline on 2 workers: {wa:,.0f} s/GB at {a} MB, {wb:,.0f} s/GB at {b} MB: cost per GB x{wb / wa:.2f} "
               f"for {b / a:.0f}x the data; {res[b][2]['wall'] / res[b][1]:.1f}x the I/O floor")
