@@ -130,6 +130,8 @@ def _run(i: int, r: dict, hl) -> str:
     out.append(_funnel(p, r))
     out.append(_sources(p, r))
     out.append(_reasons(p, r, hl))
+    if any(st.get("fixes") for st in m["stages"][1:]):
+        out.append(_fixes(p, m))
     if r["clean_samples"]:
         out.append(_clean(p, r))
     if r["scores"]:
@@ -159,6 +161,24 @@ def _funnel(p: str, r: dict) -> str:
     body += Safe(f'<p class="check {"ok" if same else "bad"}">drop counts recomputed from rejects/: '
                  f'{"equal to the manifest" if same else "DIFFER from the manifest"}</p>')
     return _section(f"{p}-funnel", "Funnel", body, "funnel")
+
+
+FIXES_SHOWN = 50  # hit-list rows per stage (the manifest has them all)
+
+
+def _fixes(p: str, m: dict) -> str:
+    """What the stages changed rather than dropped (lines removed, PII replaced), and the hit lists: counters
+    `hit:<evaluation>#<item>` name an evaluation item found and in how many documents."""
+    rows, hits = [], []
+    for st in m["stages"][1:]:
+        for k, n in (st.get("fixes") or {}).items():
+            (hits if k.startswith("hit:") else rows).append([st["name"], k[4:] if k.startswith("hit:") else k, n])
+    body = table(["stage", "counter", "n"], rows, "fixes") if rows else Safe("")
+    if hits:
+        hits.sort(key=lambda h: (-h[2], h[0], h[1]))
+        body += Safe(f'<h4>Evaluation items found ({len(hits)} items; the {min(len(hits), FIXES_SHOWN)} most frequent)</h4>')
+        body += table(["stage", "evaluation item", "documents"], hits[:FIXES_SHOWN], "hits")
+    return _section(f"{p}-fixes", "Fixes and hit lists", body, "fixes")
 
 
 def _sources(p: str, r: dict) -> str:

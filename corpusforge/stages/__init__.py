@@ -10,3 +10,4 @@ from corpusforge.stages import sensitive  # noqa: F401
 from corpusforge.stages import model_filters  # noqa: F401
 from corpusforge.stages import tokenize  # noqa: F401
 from corpusforge.stages import perplexity  # noqa: F401
+from corpusforge.stages import pii  # noqa: F401
