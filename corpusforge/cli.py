@@ -85,7 +85,7 @@ def _cmd_stages(args) -> int:
             print(f"{name}@{v}  ({kind})  {(cls.__doc__ or '').strip().splitlines()[0]}")
             for pname, field in cls.Params.model_fields.items():
                 ann = getattr(field.annotation, "__name__", str(field.annotation))
-                print(f"    {pname}: {ann} = {field.default!r}")
+                print(f"    {pname}: {ann} " + ("(required)" if field.is_required() else f"= {field.default!r}"))
     return 0
 
 

@@ -223,6 +223,9 @@ def aggregate(plan: Plan, recs: list[dict]) -> dict:
         for s in plan.stages:
             if s.name in r["counts"]:
                 ledger.merge(stages[s.name], ledger.from_json(r["counts"][s.name]))
+    for s in plan.stages:
+        if pf := s.plan_fixes():
+            stages[s.name].setdefault("fixes", Counter()).update(pf)
     return {INGEST: ingest, **stages}
 
 

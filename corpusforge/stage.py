@@ -58,6 +58,11 @@ class Stage:
         (before a filter drops rows): what a map stage replaced, what an index found."""
         return {}
 
+    def plan_fixes(self) -> dict[str, int]:
+        """Counters the configuration alone decides, added once per run to the stage's `fixes` in the manifest
+        (e.g. evaluation items too short for decontaminate to check)."""
+        return {}
+
 
 class MapStage(Stage):
     """One row in, one row out (may add columns)."""

@@ -3,6 +3,7 @@
 from corpusforge.stages import basic  # noqa: F401
 from corpusforge.stages import dedup  # noqa: F401
 from corpusforge.stages import dedup_lines  # noqa: F401
+from corpusforge.stages import decontaminate  # noqa: F401
 from corpusforge.stages import clean  # noqa: F401
 from corpusforge.stages import t2s  # noqa: F401
 from corpusforge.stages import pangu_rules  # noqa: F401

@@ -64,6 +64,8 @@ def test_stages_command_lists_params(capsys):
     assert main(["stages"]) == 0
     out = capsys.readouterr().out
     assert "normalize@1  (MapStage)" in out and "text_sanity@1  (FilterStage)" in out and "min_chars: int = 1" in out
+    assert "dedup_lines@1  (GlobalStage)" in out and "pii@1  (MapStage)" in out and "decontaminate@1  (FilterStage)" in out
+    assert "evals: list (required)" in out and "min_docs: int = 3" in out
 
 
 @pytest.mark.parametrize("cmd", [[], ["run"], ["audit"], ["demo"], ["stages"]])
