@@ -59,8 +59,6 @@ def run_pipeline(src: Path, out: Path, config: Path) -> dict:
     stages = yaml.safe_load(config.read_text(encoding="utf-8"))["stages"]
     for s in stages:
         s.pop("sources", None)  # one source here
-        for e in (s.get("with") or {}).get("evals", []):  # decontaminate's files, relative to the config
-            e["path"] = str((config.parent / e["path"]).resolve())
     cfg = out.parent / "cfg.yaml"
     cfg.write_text(json.dumps({"run": {"output": str(out)}, "input": {"paths": [str(src)], "split_mb": 8},
                                "stages": stages, "limits": {"max_quarantine_fraction": 1.0}}))

@@ -29,6 +29,8 @@ STAGES = [
     {"use": "dedup_exact"},
     {"use": "dedup_minhash"},
     {"use": "dedup_lines"},
+    {"use": "decontaminate", "with": {"evals": [{"path": "evals/cmmlu_chinese_history.jsonl", "fields": ["question", "A", "B", "C", "D"]}]}},
+    {"use": "pii"},
     {"use": "perplexity"},
     {"use": "tokenize"},  # with the tokenizer the fixture trains
 ]
@@ -56,6 +58,12 @@ def corpus(shared_data, tmp_path_factory) -> Path:
         heads[-1].write_text("".join((shared_data / rel).read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8")
     inputs = [shared_data / "web/commoncrawl_2021-43_zh_100docs.jsonl", shared_data / "quality/chinesewebtext_clean_vs_dirty.jsonl",
               *heads, trad, bad, REPO_ROOT / "tests/data/dedup_lines/gne_site_pages.jsonl"]  # site templates for dedup_lines
+    leak = d / "leak.jsonl"  # real prose with a real evaluation question planted in the middle
+    item = json.loads((REPO_ROOT / "rules/evals/cmmlu_chinese_history.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    prose = [json.loads(x)["text"] for x in (shared_data / "prose/zhwiki_articles_100.jsonl").read_text(encoding="utf-8").splitlines()[60:63]]
+    leak.write_text("".join(json.dumps({"text": t[:400] + item["question"] + t[400:1200]}, ensure_ascii=False) + "\n"
+                            for t in prose), encoding="utf-8")
+    inputs.append(leak)
     from corpusforge.sample.tokenizer import train
 
     tok = d / "tokenizer.json"
@@ -106,13 +114,13 @@ def test_reference_run_exercises_every_outcome(corpus):
     assert_audit_ok(out)
     by = {s["name"]: s for s in manifest(out)["stages"]}
     assert sum(by["ingest"]["quarantined"].values()) >= 3
-    for stage in ("pangu_rules", "spam_fasttext", "quality_lr", "dedup_exact", "dedup_minhash"):
+    for stage in ("pangu_rules", "spam_fasttext", "quality_lr", "dedup_exact", "dedup_minhash", "decontaminate"):
         assert sum(by[stage]["dropped"].values()) > 0, stage
     kept = table(out, "kept")
     assert by["t2s"]["in"] > 0 and kept.num_rows >= 50
     assert kept.column("tokens").null_count == 0 and min(len(t) for t in kept.column("tokens").to_pylist()) > 10
     assert set(kept.column("perplexity__bucket").to_pylist()) <= {"head", "middle", "tail"}
-    assert by["dedup_lines"]["fixes"]["lines_removed"] > 0
+    assert by["dedup_lines"]["fixes"]["lines_removed"] > 0 and by["pii"]["fixes"]["email"] > 0
 
 
 def test_local_two_workers(corpus):

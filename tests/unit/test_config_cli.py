@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpusforge.cli import main
-from tests.util import assert_audit_ok, manifest, run, table, write_config
+from tests.util import REPO_ROOT, assert_audit_ok, manifest, run, table, write_config
 
 
 def write_yaml(tmp_path, text: str):
@@ -134,3 +134,12 @@ def test_txt_directory_input(tmp_path, shared_data):
     assert_audit_ok(out)
     assert manifest(out)["stages"][0]["quarantined"] == {"invalid_utf8": 1}
     assert sorted(table(out, "kept").column("text").to_pylist()) == sorted(r["text"] for r in rows)
+
+
+def test_pangu_plus_runs_on_the_bundled_sample(tmp_path):
+    """The opt-in "beyond PanGu" pipeline: its three stages run after the paper's and count what they did."""
+    cfg = REPO_ROOT / "pipelines/configs/pangu_plus.yaml"
+    assert main(["run", str(cfg), "--no-progress", "--set", f"run.output={tmp_path / 'plus'}"]) == 0
+    by = {s["name"]: s for s in json.loads((tmp_path / "plus/manifest.json").read_text(encoding="utf-8"))["stages"]}
+    assert list(by)[-4:] == ["quality_lr", "decontaminate", "pii", "perplexity"] and "dedup_lines" in by
+    assert sum(by["pii"]["fixes"].values()) > 0 and by["decontaminate"]["fixes"]["unchecked:cmmlu_chinese_history"] == 1
