@@ -117,21 +117,17 @@ def _string_hash64(arr: pa.Array) -> np.ndarray:
     n = len(arr)
     offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
     data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
-    return poly_hash64(data[offs[0]:offs[-1]], offs - offs[0])
-
-
-def poly_hash64(values: np.ndarray, offs: np.ndarray) -> np.ndarray:
-    """64-bit hash of each run values[offs[i]:offs[i+1]] (bytes, code points): polynomial mod 2^64, then fmix64."""
     lo, hi = offs[:-1], offs[1:]
+    data = data[offs[0]:offs[-1]]
     lens = hi - lo
-    if not len(values):
+    if not len(data):
         return fmix64(lens.astype(np.uint64))
-    pos = np.arange(len(values), dtype=np.int64) - np.repeat(lo, lens)
+    pos = np.arange(len(data), dtype=np.int64) - np.repeat(lo - offs[0], lens)
     powers = np.cumprod(np.full(int(lens.max()) + 1, 0x100000001B3, np.uint64)) if lens.max() else np.ones(1, np.uint64)
     with np.errstate(over="ignore"):
-        contrib = values.astype(np.uint64) * powers[pos]
+        contrib = data.astype(np.uint64) * powers[pos]
         cs = np.concatenate([np.zeros(1, np.uint64), np.cumsum(contrib, dtype=np.uint64)])
-        h = cs[hi] - cs[lo]
+        h = cs[hi - offs[0]] - cs[lo - offs[0]]
         return fmix64(h ^ lens.astype(np.uint64))
 
 

@@ -54,3 +54,12 @@ def table(strings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     while cap < 2 * len(strings):
         cap *= 2
     return wcps, woff, _build(wcps, woff, cap)
+
+
+@numba.njit(cache=True, nogil=True)
+def run_hashes(cps, offs):
+    """cp_hash of every run cps[offs[i]:offs[i+1]] (dedup_lines' line keys)."""
+    out = np.empty(offs.shape[0] - 1, np.uint64)
+    for i in range(out.shape[0]):
+        out[i] = cp_hash(cps, offs[i], offs[i + 1])
+    return out

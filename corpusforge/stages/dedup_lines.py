@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from corpusforge.algorithms.cpstrings import run_hashes
 from corpusforge.algorithms.minhash import normalize_codepoints
-from corpusforge.primitives import fmix64, hash_column, poly_hash64
+from corpusforge.primitives import fmix64, hash_column
 from corpusforge.schema import EDIT_SCHEMA, PART_COL
 from corpusforge.stage import GlobalResult, GlobalStage, Params, register
 
@@ -54,7 +55,7 @@ def line_keys(batch: pa.RecordBatch, min_chars: int, scope: str) -> pa.RecordBat
     cp, offs = normalize_codepoints(pc.list_flatten(lists), strip_punct=True)
     doc = np.repeat(np.arange(batch.num_rows), per_doc)
     line = np.arange(len(doc)) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
-    key = poly_hash64(cp, offs)
+    key = fmix64(run_hashes(cp, offs))
     scoped = _scope_values(batch, scope)
     if scoped is not None:
         with np.errstate(over="ignore"):
