@@ -282,3 +282,19 @@ def test_an_eval_file_dropping_most_of_a_part_stops_the_run(tmp_path, plants, ca
     cfg = write_config(tmp_path, [data], [{"use": "decontaminate", "with": {"evals": SPECS}}])  # guard at its default 50 %
     assert run(cfg) != 0
     assert "decontaminate:cmmlu_chinese_history dropped" in capsys.readouterr().err
+
+
+def test_report_shows_the_hit_list(tmp_path, plants, shared_data):
+    """`corpusforge report` lists the evaluation items found (escaped) and the unchecked count beside them."""
+    from corpusforge.cli import main
+
+    sample = plants[::40]
+    out = _run(tmp_path, [p[0] for p in sample] + _hosts(shared_data)[:20], "report")
+    page = tmp_path / "report.html"
+    assert main(["report", str(out), "--out", str(page)]) == 0
+    html_text = page.read_text(encoding="utf-8")
+    section = html_text[html_text.index("Fixes and hit lists"):]
+    section = section[:section.index("</section>")]
+    for p in sample:
+        assert f">{p[1]}</td>" in section
+    assert "unchecked:cmmlu_chinese_literature" in section and "Evaluation items found" in section
