@@ -253,10 +253,7 @@ class DecontaminateStrip(_Decontaminate, MapStage):
 
     scores: ClassVar[dict[str, pa.DataType]] = {"hits": pa.int64(), "items": pa.string(), "stripped_chars": pa.int64()}
 
-    def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        for s, t in self.scores.items():
-            schema = schema.append(pa.field(score_column(self.name, s), t))
-        return schema
+    output_schema = FilterStage.output_schema  # its score columns, appended as a filter's are
 
     def map(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         hits, keys, w = self._index.scores(batch.column("text"), batch.num_rows)

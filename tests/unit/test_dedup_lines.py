@@ -129,3 +129,13 @@ def test_precision_on_the_hand_labelled_sample(tmp_path):
     removed, _ = removed_lines(corpus(tmp_path), tmp_path, p.min_docs, p.min_chars)
     judged = [labels[k] for k in removed if k in labels]
     assert len(judged) >= 100 and sum(judged) / len(judged) >= 0.95
+
+
+def test_bad_parameters_are_one_line_config_errors(tmp_path, capsys):
+    from corpusforge.cli import main
+
+    for bad in ({"min_docs": 1}, {"scope": "page"}, {"min_chars": 0}):
+        cfg = write_config(tmp_path, [PAGES], [{"use": "dedup_lines", "with": bad}], name="bad.yaml")
+        assert main(["run", str(cfg), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "bad_config" in err and "stages.0.with" in err and "Traceback" not in err
