@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import fs, staging, store
 from corpusforge.io.outputs import replace_file_check
@@ -37,14 +40,26 @@ def gather_extra(run_dirs: list[str], found: list[dict], train: list[str] = (), 
     return {"train": [extras.load_train(t) for t in train_dirs], "quality_eval": [extras.load_quality_eval(q) for q in qe]}
 
 
-def page(reports: list[RunReport], extra: dict) -> str:
+def page(reports: list[RunReport], extra: dict, served: bool = False) -> str:
     # ratings are re-read on every render (the server calls this after each rating); tables are not
     cur = [r.current() for r in reports]
-    return render.render_runs(cur, extra, [r.highlighter for r in reports])
+    more = []
+    if extra.get("compare"):
+        from corpusforge.report import compare_render
+
+        human = compare_render.human_of(reports[0].run_dir, reports[1].run_dir)
+        more.append(("compare", "comparison", compare_render.section(extra["compare"], human, served,
+                                                                     [r.highlighter for r in reports])))
+    return render.render_runs(cur, extra, [r.highlighter for r in reports], more)
 
 
 def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: list[str] = (), quality_eval: list[str] = (),
-                 samples: int = 3, eval_samples: int = 30) -> str:
+                 samples: int = 3, eval_samples: int = 30, compare: bool = False, flips: str | None = None,
+                 progress: bool = False) -> str:
+    if compare and len(run_dirs) != 2:
+        raise CorpusforgeError("bad_args", f"--compare takes exactly two run directories (RUN_A RUN_B), got {len(run_dirs)}")
+    if flips and not compare:
+        raise CorpusforgeError("bad_args", "--flips is the list of a comparison; add --compare")
     if len(shards) > len(run_dirs):
         raise CorpusforgeError("bad_args", f"{len(shards)} --shards for {len(run_dirs)} run directories (one per run, in order)")
     for d in run_dirs:
@@ -53,9 +68,31 @@ def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: l
     replace_file_check(out, (render.GENERATOR.encode(),), "report")
     reports = [RunReport(d, shards[i] if i < len(shards) else None, samples, eval_samples) for i, d in enumerate(run_dirs)]
     extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval)
+    if compare:
+        extra["compare"] = compare_runs(run_dirs[0], run_dirs[1], samples, eval_samples, flips, progress)
     html_text = page(reports, extra)
     if not fs.is_remote(out):
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with staging.output_file(out) as local, atomic_file(local) as f:
         f.write(html_text.encode("utf-8"))
     return out
+
+
+
+def compare_runs(run_a: str, run_b: str, samples: int, eval_samples: int, flips: str | None, progress: bool = False) -> dict:
+    """compare.compare(), writing the flip list (if asked) atomically, and only over a flip list of ours."""
+    from corpusforge.report.compare import FLIP_SCHEMA, compare
+
+    if not flips:
+        return compare(run_a, run_b, samples, eval_samples, progress=progress)
+    if store.isdir(flips):
+        raise CorpusforgeError("bad_output", f"{flips} is a folder; name the flip list file (.parquet) to write")
+    if store.exists(flips):
+        try:
+            ours = pq.read_schema(store.source(flips)).metadata == FLIP_SCHEMA.metadata
+        except (OSError, pa.ArrowInvalid):
+            ours = False
+        if not ours:
+            raise CorpusforgeError("output_not_ours", f"{flips} exists and is not a corpusforge flip list, so it is left untouched; pick another --flips")
+    with staging.output_file(flips) as local, atomic_file(local) as f:
+        return compare(run_a, run_b, samples, eval_samples, f, progress=progress)

@@ -29,7 +29,8 @@ def _cmd_report(args) -> int:
     from corpusforge.report.build import build_report
 
     out = args.out or "report.html"
-    build_report(dirs, out, args.shards or [], args.train or [], args.quality_eval or [], args.samples, args.eval_samples)
+    build_report(dirs, out, args.shards or [], args.train or [], args.quality_eval or [], args.samples, args.eval_samples,
+                 args.compare, args.flips, progress=True)
     print(f"report: {out}")
     return 0
 
@@ -55,6 +56,11 @@ def add_cli(sub) -> None:
     r.add_argument("--quality-eval", action="append", metavar="FILE", help="quality_eval.json from `corpusforge quality-eval`; repeatable")
     r.add_argument("--samples", type=int, default=3, help="sample documents per drop reason (default 3)")
     r.add_argument("--eval-samples", type=int, default=30, help="kept documents offered for human evaluation (default 30)")
+    r.add_argument("--compare", action="store_true",
+                   help="with two runs of the same inputs (RUN_A RUN_B): add a comparison: counts per stage and source in both runs "
+                        "and their difference, every fate change (kept in A, dropped in B with B's reason, and the reverse) with "
+                        "deterministic samples, and before/after diffs of documents both kept with different text")
+    r.add_argument("--flips", metavar="FILE.parquet", help="with --compare: also write every document whose fate changed (id, source, fate in A, fate in B)")
     g = r.add_argument_group("serve options (only with `report serve`)")
     g.add_argument("--host", help="address to listen on (default 127.0.0.1; a non-loopback address needs --allow-remote)")
     g.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one and prints it)")

@@ -15,6 +15,9 @@ FILE = "human_eval.json"
 FLAGS = {"ads": "ads / promotion", "repeated": "repeated short sentences", "sensitive": "sensitive words",
          "garbled": "garbled / not fluent Chinese"}
 LOW_FLUENCY = 2  # fluency 1–5; at or below this a rating counts as low quality
+# Sampling rules a rating was given under: the run's own kept sample, or (with `report serve A B --compare`)
+# documents this run kept and the other run did not. Ratings before rules existed are kept samples.
+RULES = {"kept": "kept sample (smallest blake2b(seed, id))", "flipped": "kept here, not kept by the other run"}
 _lock = threading.Lock()
 
 
@@ -29,7 +32,7 @@ def load(run_dir: str) -> dict:
     return d if isinstance(d, dict) and isinstance(d.get("ratings"), dict) else {"ratings": {}}
 
 
-def save_rating(run_dir: str, doc_id: str, reviewer: str, fluency: int, flags: list[str]) -> dict:
+def save_rating(run_dir: str, doc_id: str, reviewer: str, fluency: int, flags: list[str], rule: str = "kept") -> dict:
     """One rating per (document, reviewer); a new one replaces the old. Read-modify-write under a
     lock (the server is threaded), written atomically."""
     if not 1 <= fluency <= 5:
@@ -37,9 +40,11 @@ def save_rating(run_dir: str, doc_id: str, reviewer: str, fluency: int, flags: l
     bad = sorted(set(flags) - set(FLAGS))
     if bad:
         raise CorpusforgeError("bad_rating", f"unknown flags {bad}")
+    if rule not in RULES:
+        raise CorpusforgeError("bad_rating", f"unknown sampling rule {rule!r}")
     with _lock:
         d = load(run_dir)
-        d["ratings"].setdefault(doc_id, {})[reviewer] = {"fluency": fluency, "flags": sorted(set(flags))}
+        d["ratings"].setdefault(doc_id, {})[reviewer] = {"fluency": fluency, "flags": sorted(set(flags)), "rule": rule}
         write_json(fs.join(run_dir, FILE), d)
     return d
 
@@ -59,11 +64,27 @@ def is_low(r: dict) -> bool:
     return bool(r.get("flags")) or int(r.get("fluency", 5)) <= LOW_FLUENCY
 
 
-def aggregate(d: dict) -> dict:
-    ratings = [r for per in d["ratings"].values() for r in per.values()]
+def mean_ci(xs: list[int], z: float = 1.959964) -> tuple[float | None, float | None, float | None]:
+    """Mean and its normal-approximation 95 % interval (sample standard deviation; none below 2 ratings)."""
+    n = len(xs)
+    if not n:
+        return None, None, None
+    m = sum(xs) / n
+    if n < 2:
+        return m, None, None
+    half = z * math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
+    return m, m - half, m + half
+
+
+def aggregate(d: dict, rule: str | None = None) -> dict:
+    """Ratings of every rule, or of one (`rule`)."""
+    per_doc = {doc: {rv: r for rv, r in per.items() if rule is None or r.get("rule", "kept") == rule} for doc, per in d["ratings"].items()}
+    per_doc = {doc: per for doc, per in per_doc.items() if per}
+    ratings = [r for per in per_doc.values() for r in per.values()]
     n, k = len(ratings), sum(is_low(r) for r in ratings)
     lo, hi = wilson(k, n)
-    return {"ratings": n, "documents": len(d["ratings"]), "reviewers": len({rv for per in d["ratings"].values() for rv in per}),
+    mean, flo, fhi = mean_ci([int(r["fluency"]) for r in ratings])
+    return {"ratings": n, "documents": len(per_doc), "reviewers": len({rv for per in per_doc.values() for rv in per}),
             "low_quality": k, "low_quality_ratio": (k / n) if n else None, "ci95": [lo, hi],
-            "mean_fluency": (sum(int(r["fluency"]) for r in ratings) / n) if n else None,
+            "mean_fluency": mean, "fluency_ci95": [flo, fhi],
             "flags": {f: sum(f in r.get("flags", []) for r in ratings) for f in FLAGS}}

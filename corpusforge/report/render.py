@@ -69,7 +69,7 @@ def table(headers: list, rows: list[list], cls: str = "", row_attrs: list[str] |
     return Safe("".join(out))
 
 
-def _diff(before: str, after: str) -> tuple[str, str]:
+def text_diff(before: str, after: str) -> tuple[str, str]:
     """Character diff: removed text struck in the before column, added text marked in the after column."""
     sm = difflib.SequenceMatcher(None, before, after, autojunk=False)
     b, a = [], []
@@ -89,10 +89,12 @@ def _section(sid: str, title: str, body: str, cls: str = "") -> str:
     return f'<section id="{e(sid)}" class="{e(cls)}"><h3>{e(title)}</h3>{body}</section>'
 
 
-def render_runs(runs: list[dict], extra: dict, highlighters: list) -> str:
+def render_runs(runs: list[dict], extra: dict, highlighters: list, more: list[tuple[str, str, str]] = ()) -> str:
     """runs: data.collect() results, each with "thresholds", "human" (aggregate) and "mixture" added;
-    highlighters: one per run (its own word lists). extra: {"train": [...], "quality_eval": [...]}."""
+    highlighters: one per run (its own word lists). extra: {"train": [...], "quality_eval": [...]}.
+    more: (anchor, nav label, section html) appended after the runs (the comparison, the ablation)."""
     nav = ['<a href="#overview">overview</a>'] + [f'<a href="#run-{i}">{e(r["name"])}</a>' for i, r in enumerate(runs)]
+    nav += [f'<a href="#{e(anchor)}">{e(label)}</a>' for anchor, label, _ in more]
     if extra.get("train") or extra.get("quality_eval"):
         nav.append('<a href="#training">training &amp; PPL</a>')
     parts = [f'<!doctype html><html lang="zh"><head><meta charset="utf-8">{GENERATOR}'
@@ -101,6 +103,7 @@ def render_runs(runs: list[dict], extra: dict, highlighters: list) -> str:
              f'<nav>{"".join(nav)}</nav><h1>corpusforge quality report</h1>', _overview(runs)]
     for i, (r, hl) in enumerate(zip(runs, highlighters)):
         parts.append(_run(i, r, hl))
+    parts += [body for _, _, body in more]
     parts.append(_training(extra))
     parts.append("</body></html>")
     return "".join(parts)
@@ -248,7 +251,7 @@ def _clean(p: str, r: dict) -> str:
         if before is None:
             b, a = '<span class="muted">input text not available (compressed or changed input file)</span>', html.escape(s["after"])
         else:
-            b, a = _diff(before, s["after"])
+            b, a = text_diff(before, s["after"])
         body.append(f'<div class="clean-sample" data-id="{e(s["id"])}"><p class="muted">id {e(s["id"])} · {e(s["source"])} · {e(info)}</p>'
                     f'<div class="pair"><div><b>before (input file)</b><div class="doc before">{b}</div></div>'
                     f'<div><b>after (kept text)</b><div class="doc after">{a}</div></div></div></div>')
