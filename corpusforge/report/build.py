@@ -34,16 +34,26 @@ class RunReport:
         return dict(self.data, human=human_eval.aggregate(human_eval.load(self.run_dir)))
 
 
-def gather_extra(run_dirs: list[str], found: list[dict], train: list[str] = (), quality_eval: list[str] = ()) -> dict:
-    train_dirs = list(dict.fromkeys([*train, *(t for f in found for t in f["train"])]))
-    qe = list(dict.fromkeys([*quality_eval, *(q for f in found for q in f["quality_eval"])]))
-    return {"train": [extras.load_train(t) for t in train_dirs], "quality_eval": [extras.load_quality_eval(q) for q in qe]}
+def gather_extra(run_dirs: list[str], found: list[dict], train: list[str] = (), quality_eval: list[str] = (),
+                 ablation: list[str] = ()) -> dict:
+    from corpusforge.report import ablation_render
+
+    def given_and_found(given, key):
+        return list(dict.fromkeys([*given, *(x for f in found for x in f.get(key, []))]))
+
+    return {"train": [extras.load_train(t) for t in given_and_found(train, "train")],
+            "quality_eval": [extras.load_quality_eval(q) for q in given_and_found(quality_eval, "quality_eval")],
+            "ablation": [ablation_render.load(a) for a in given_and_found(ablation, "ablation")]}
 
 
 def page(reports: list[RunReport], extra: dict, served: bool = False) -> str:
     # ratings are re-read on every render (the server calls this after each rating); tables are not
     cur = [r.current() for r in reports]
     more = []
+    if extra.get("ablation"):
+        from corpusforge.report import ablation_render
+
+        more.append(("ablation", "ablation", ablation_render.section(extra["ablation"])))
     if extra.get("compare"):
         from corpusforge.report import compare_render
 
@@ -55,7 +65,7 @@ def page(reports: list[RunReport], extra: dict, served: bool = False) -> str:
 
 def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: list[str] = (), quality_eval: list[str] = (),
                  samples: int = 3, eval_samples: int = 30, compare: bool = False, flips: str | None = None,
-                 progress: bool = False) -> str:
+                 progress: bool = False, ablation: list[str] = ()) -> str:
     if compare and len(run_dirs) != 2:
         raise CorpusforgeError("bad_args", f"--compare takes exactly two run directories (RUN_A RUN_B), got {len(run_dirs)}")
     if flips and not compare:
@@ -67,7 +77,7 @@ def build_report(run_dirs: list[str], out: str, shards: list[str] = (), train: l
             raise CorpusforgeError("not_a_run", f"{d}: not a directory")
     replace_file_check(out, (render.GENERATOR.encode(),), "report")
     reports = [RunReport(d, shards[i] if i < len(shards) else None, samples, eval_samples) for i, d in enumerate(run_dirs)]
-    extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval)
+    extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval, ablation)
     if compare:
         extra["compare"] = compare_runs(run_dirs[0], run_dirs[1], samples, eval_samples, flips, progress)
     html_text = page(reports, extra)

@@ -127,7 +127,7 @@ def load_quality_eval(path: str) -> dict:
 
 
 def discover(run_dir: str) -> dict:
-    """Shards, training runs and quality-eval files inside a run directory (itself or one level down)."""
+    """Shards, training runs, quality-eval and ablation files inside a run directory (itself or one level down)."""
     def find(name):
         if fs.is_remote(run_dir):
             return sorted(set(fs.glob(fs.join(run_dir, name)) + fs.glob(fs.join(run_dir, "*", name))))
@@ -135,4 +135,4 @@ def discover(run_dir: str) -> dict:
 
     return {"shards": [p.rsplit("/", 1)[0] for p in find("shards.json")],
             "train": [p.rsplit("/", 1)[0] for p in find("log.jsonl")],
-            "quality_eval": find("quality_eval.json")}
+            "quality_eval": find("quality_eval.json"), "ablation": find("ablation.json")}

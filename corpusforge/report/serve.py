@@ -1,8 +1,8 @@
-"""`corpusforge report serve RUN_DIR`: the report and a human-evaluation page on a stdlib
-ThreadingHTTPServer. Loopback only unless --allow-remote; the Host header must name this server
-(DNS rebinding); every response carries a strict CSP and no page has script; a rating POST needs
-the per-process token that only our own form carries and, when the browser sends one, a same-origin
-Origin header (cross-site form posts).
+"""`corpusforge report serve RUN_DIR`: the report, a human-evaluation page and a document browser
+(/browse, /doc: browse_html.py) on a stdlib ThreadingHTTPServer. Loopback only unless --allow-remote;
+the Host header must name this server (DNS rebinding); every response carries a strict CSP and no
+page has script; a rating POST needs the per-process token that only our own form carries and, when
+the browser sends one, a same-origin Origin header (cross-site form posts).
 
 Each page is rendered once per run state (sha256 of manifest.json, the stat of human_eval.json and a
 counter bumped by every rating saved here) and served from a small cache; concurrent requests for a
@@ -25,8 +25,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.report import human_eval, render
-from corpusforge.report.build import RunReport, gather_extra, page
+from corpusforge.report import browse_html, compare_render, human_eval, render
+from corpusforge.report.build import RunReport, compare_runs, gather_extra, page
+from corpusforge.report.eval_page import NAV, Offer, flipped_docs
+from corpusforge.report.eval_page import page as eval_page
 
 MAX_BODY = 64 * 1024
 MAX_IN_FLIGHT = 32  # requests handled at once; more wait (accept loop blocks, the kernel backlog holds them)
@@ -45,38 +47,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def eval_page(report: RunReport, token: str, reviewer: str, saved: str | None) -> str:
-    e = render.e
-    mine = {doc: per.get(reviewer) for doc, per in human_eval.load(report.run_dir)["ratings"].items()} if reviewer else {}
-    agg = human_eval.aggregate(human_eval.load(report.run_dir))
-    out = [f'<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>human evaluation</title><style>{render.STYLE}</style></head><body>'
-           '<nav><a href="/">report</a><a href="/human-eval">human evaluation</a></nav>'
-           f'<h1>Human evaluation: {e(report.data["name"])}</h1>'
-           f'<p>{len(report.data["eval_samples"])} kept documents, chosen by the smallest blake2b(seed, id) (the same samples on every start). '
-           'Rate fluency from 1 (unreadable) to 5 (fluent, natural Chinese) and mark the low-quality content you see '
-           '(PanGu-α\'s criteria: ads, repeated short sentences, sensitive words).</p>',
-           f'<p class="progress" data-ratings="{agg["ratings"]}">ratings so far: {agg["ratings"]:,} '
-           f'(low quality {agg["low_quality"]:,}); your ratings: {sum(1 for v in mine.values() if v):,}</p>']
-    if saved:
-        out.append(f'<p class="ok saved">saved rating of {e(saved)}</p>')
-    for d in report.data["eval_samples"]:
-        cur = mine.get(d["id"]) or {}
-        radios = "".join(f'<label><input type="radio" name="fluency" value="{v}" required{" checked" if cur.get("fluency") == v else ""}> {v}</label> '
-                         for v in range(1, 6))
-        flags = "".join(f'<label><input type="checkbox" name="flags" value="{k}"{" checked" if k in cur.get("flags", []) else ""}> {e(lab)}</label> '
-                        for k, lab in human_eval.FLAGS.items())
-        out.append(f'<div class="eval-doc" id="doc-{e(d["id"])}" data-id="{e(d["id"])}"><p class="muted">id {e(d["id"])} · {e(d["source"])} · {d["chars"]:,} characters'
-                   f'{" (first " + str(len(d["text"])) + " shown)" if d["chars"] > len(d["text"]) else ""}</p>'
-                   f'<div class="doc">{report.highlighter.html(d["text"])}</div>'
-                   f'<form method="post" action="/human-eval" class="rate">'
-                   f'<input type="hidden" name="token" value="{e(token)}"><input type="hidden" name="doc_id" value="{e(d["id"])}">'
-                   f'<label>reviewer <input name="reviewer" required maxlength="64" value="{e(reviewer)}"></label> '
-                   f'fluency {radios}<br>{flags}<button type="submit">save rating</button>'
-                   f'{" <span class=ok>rated</span>" if cur else ""}</form></div>')
-    out.append("</body></html>")
-    return "".join(out)
 
 
 class PageCache:
@@ -178,16 +148,47 @@ def run_state(run_dir: str, saved: int) -> tuple:
     return manifest, ratings, saved
 
 
+def offers(report: RunReport, other: RunReport | None, cmp: dict | None) -> dict[tuple[str, str], Offer]:
+    """The /human-eval pages by (run, sampling rule): one run's kept sample, or with a comparison both
+    runs' kept samples and the documents each kept that the other did not."""
+    def kept(r: RunReport, run: str) -> Offer:
+        return Offer(r.run_dir, r.data["name"], "kept", r.data["eval_samples"], r.highlighter, run)
+
+    if other is None:
+        return {("", "kept"): kept(report, "")}
+    out = {}
+    for run, r in (("a", report), ("b", other)):
+        out[(run, "kept")] = kept(r, run)
+        out[(run, "flipped")] = Offer(r.run_dir, r.data["name"], "flipped", flipped_docs(cmp, run), r.highlighter, run)
+    return out
+
+
 def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: int = 8765,
-                allowed_hosts: list[str] = (), max_in_flight: int = MAX_IN_FLIGHT) -> ReportServer:
+                allowed_hosts: list[str] = (), max_in_flight: int = MAX_IN_FLIGHT, other: RunReport | None = None) -> ReportServer:
+    """`other` (with extra["compare"], compare.compare(report, other)): serve the comparison of two runs."""
     token = secrets.token_urlsafe(24)
-    sample_ids = {d["id"] for d in report.data["eval_samples"]}
+    cmp = extra.get("compare") if other is not None else None
+    if other is not None and cmp is None:
+        raise CorpusforgeError("bad_args", "serving two runs needs their comparison (extra['compare'])")
+    pages = offers(report, other, cmp)
+    sample_ids = {k: {d["id"] for d in o.docs} for k, o in pages.items()}
+    runs = [report] + ([other] if other is not None else [])
+    nav_more = '<a href="/compare">comparison</a>' if cmp else ""
     cache = PageCache()
     saves = [0]  # ratings saved by this process (part of the run state)
     saves_lock = threading.Lock()
 
     def report_page() -> str:
-        return page([report], extra).replace("<nav>", '<nav><a href="/human-eval">human evaluation</a>', 1)
+        return page(runs, extra, served=True).replace("<nav>", '<nav><a href="/browse">browse documents</a><a href="/human-eval">human evaluation</a>'
+                                                      + nav_more, 1)
+
+    def compare_page() -> str:
+        return compare_render.page(cmp, compare_render.human_of(report.run_dir, other.run_dir), True, NAV.format(more=nav_more),
+                                   [r.highlighter for r in runs])
+
+    def offer_of(q: dict) -> Offer | None:
+        one = lambda k: (q.get(k) or [""])[0]  # noqa: E731
+        return pages.get((one("run") or ("a" if cmp else ""), one("sample") or "kept"))
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "corpusforge-report"
@@ -221,15 +222,25 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
                 return
             url = urllib.parse.urlsplit(self.path)
             q = urllib.parse.parse_qs(url.query)
-            if url.path not in ("/", "/human-eval"):
+            if url.path in ("/browse", "/doc"):  # the document browser (browse.py): read per request, not cached
+                return self._send(*browse_html.handle(url.path, q, report.run_dir, report.highlighter, report.data["sources"]))
+            if url.path not in ("/", "/human-eval") and not (url.path == "/compare" and cmp):
                 return self._send(HTTPStatus.NOT_FOUND, "not found", "text/plain; charset=utf-8")
-            state = run_state(report.run_dir, saves[0])
+            state = tuple(run_state(r.run_dir, saves[0]) for r in runs)
             try:
                 if url.path == "/":
                     body = cache.get(state, ("/",), report_page)
+                elif url.path == "/compare":
+                    body = cache.get(state, ("/compare",), compare_page)
                 else:
+                    o = offer_of(q)
+                    if o is None:
+                        return self._send(HTTPStatus.NOT_FOUND, "no such human-evaluation page (run a or b, sample kept or flipped)",
+                                          "text/plain; charset=utf-8")
                     reviewer, saved = (q.get("reviewer") or [""])[0][:64], (q.get("saved") or [None])[0]
-                    body = cache.get(state, ("/human-eval", reviewer, saved), lambda: eval_page(report, token, reviewer, saved))
+                    other_name = (other if o.run == "a" else report).data["name"] if cmp else ""
+                    body = cache.get(state, ("/human-eval", o.run, o.rule, reviewer, saved),
+                                     lambda: eval_page(o, token, reviewer, saved, other_name, nav_more))
             except CorpusforgeError as err:  # e.g. an unreadable human_eval.json
                 return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, str(err), "text/plain; charset=utf-8")
             self._send(HTTPStatus.OK, body)
@@ -252,17 +263,17 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
             one = lambda k: (form.get(k) or [""])[0]  # noqa: E731
             if not secrets.compare_digest(one("token"), token):
                 return self._send(HTTPStatus.FORBIDDEN, "missing or wrong form token (reload the page)", "text/plain; charset=utf-8")
-            doc, reviewer = one("doc_id"), one("reviewer").strip()[:64]
-            if doc not in sample_ids or not reviewer or one("fluency") not in {"1", "2", "3", "4", "5"}:
+            doc, reviewer, o = one("doc_id"), one("reviewer").strip()[:64], offer_of(form)
+            if o is None or doc not in sample_ids[(o.run, o.rule)] or not reviewer or one("fluency") not in {"1", "2", "3", "4", "5"}:
                 return self._send(HTTPStatus.BAD_REQUEST, "need doc_id (a sampled document), reviewer and fluency 1-5", "text/plain; charset=utf-8")
             try:
-                human_eval.save_rating(report.run_dir, doc, reviewer, int(one("fluency")), form.get("flags", []))
+                human_eval.save_rating(o.run_dir, doc, reviewer, int(one("fluency")), form.get("flags", []), o.rule)
             except CorpusforgeError as err:
                 return self._send(HTTPStatus.BAD_REQUEST, str(err), "text/plain; charset=utf-8")
             finally:
                 with saves_lock:
                     saves[0] += 1
-            loc = "/human-eval?" + urllib.parse.urlencode({"reviewer": reviewer, "saved": doc}) + "#doc-" + urllib.parse.quote(doc)
+            loc = "/human-eval?" + urllib.parse.urlencode({**o.query(), "reviewer": reviewer, "saved": doc}) + "#doc-" + urllib.parse.quote(doc)
             self._send(HTTPStatus.SEE_OTHER, f'<a href="{html.escape(loc)}">saved</a>', extra_headers={"Location": loc})
 
     srv = ReportServer((host, port), Handler, max_in_flight=max_in_flight)
@@ -274,22 +285,27 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
     return srv
 
 
-def serve(run_dir: str, host: str, port: int, allow_remote: bool, allowed_hosts: list[str], eval_samples: int,
-          shards: str | None, train: list[str], quality_eval: list[str]) -> int:
+def serve(run_dirs: list[str], host: str, port: int, allow_remote: bool, allowed_hosts: list[str], eval_samples: int,
+          shards: str | None, train: list[str], quality_eval: list[str], ablation: list[str] = (), compare: bool = False,
+          samples: int = 5) -> int:
     if not is_loopback(host) and not allow_remote:
         raise CorpusforgeError("remote_refused", f"--host {host} is not a loopback address; add --allow-remote to serve it "
                                "(ratings can be written by anyone who reaches the port)")
-    report = RunReport(run_dir, shards, eval_samples=eval_samples)
-    extra = gather_extra([run_dir], [report.found], train, quality_eval)
+    reports = [RunReport(d, shards if i == 0 else None, eval_samples=eval_samples) for i, d in enumerate(run_dirs)]
+    extra = gather_extra(run_dirs, [r.found for r in reports], train, quality_eval, ablation)
+    if compare:
+        extra["compare"] = compare_runs(run_dirs[0], run_dirs[1], samples, eval_samples, None, progress=True)
+    other = reports[1] if compare else None
     try:
-        srv = make_server(report, extra, host, port, allowed_hosts)
+        srv = make_server(reports[0], extra, host, port, allowed_hosts, other=other)
     except OSError as err:
         raise CorpusforgeError("serve_failed", f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     if not is_loopback(host):
         print(f"report serve: WARNING: listening on {host}, reachable from other machines; no authentication "
               "beyond the form token", file=sys.stderr, flush=True)
     shown = host if ":" not in host else f"[{host}]"
-    print(f"serving http://{shown}:{srv.server_address[1]}/ (human evaluation: /human-eval; Ctrl-C to stop)", flush=True)
+    pages = "human evaluation: /human-eval, documents: /browse" + (", comparison: /compare" if compare else "")
+    print(f"serving http://{shown}:{srv.server_address[1]}/ ({pages}; Ctrl-C to stop)", flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -150,3 +150,29 @@ def lines(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str,
     out += _legend(list(series), top + ph + 36)
     out.append("</svg>")
     return "".join(out)
+
+
+def intervals(rows: list[tuple[str, float, float, list[float]]], title: str, ref: float | None = None, width: int = 720) -> str:
+    """One row per label: a dot at the mean, a bar over mean ± std, small marks at each value (the seeds),
+    and a dashed line at `ref` (the reference variant's mean): a PPL table a reader can see at a glance."""
+    rowh, left, right = 24, 230, 60
+    h = 52 + rowh * len(rows)
+    vals = [v for _, m, s, xs in rows for v in (m - s, m + s, *xs)] + ([ref] if ref is not None else [])
+    lo, hi = min(vals), max(vals)
+    lo, hi = (lo - 1, hi + 1) if hi <= lo else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    sx = (lambda v: left + (v - lo) / (hi - lo) * (width - left - right))  # noqa: E731
+    out = [f'<svg class="chart intervals" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {h}" width="{width}" height="{h}" xmlns="http://www.w3.org/2000/svg">',
+           f'<text x="4" y="16" font-weight="bold">{_e(title)}</text>']
+    for t in _ticks(lo, hi):
+        out.append(f'<text x="{sx(t):.1f}" y="{h - 6}" font-size="10" text-anchor="middle">{_e(_fmt(t))}</text>')
+    if ref is not None:
+        out.append(f'<line class="ref" x1="{sx(ref):.1f}" y1="26" x2="{sx(ref):.1f}" y2="{h - 20}" stroke="#000" stroke-dasharray="4 3"/>')
+    for i, (lab, m, s, xs) in enumerate(rows):
+        y = 34 + i * rowh
+        out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end" font-size="12">{_e(lab)[:40]}</text>'
+                   f'<line x1="{sx(m - s):.1f}" y1="{y}" x2="{sx(m + s):.1f}" y2="{y}" stroke="{PALETTE[0]}" stroke-width="3"/>')
+        out += [f'<circle cx="{sx(x):.1f}" cy="{y}" r="2" fill="{PALETTE[1]}"><title>{_e(lab)}: {_e(_fmt(x))}</title></circle>' for x in xs]
+        out.append(f'<circle class="mean" cx="{sx(m):.1f}" cy="{y}" r="4.5" fill="{PALETTE[0]}"><title>{_e(lab)}: {_e(_fmt(m))} ± {_e(_fmt(s))}</title></circle>'
+                   f'<text x="{sx(m + s) + 6:.1f}" y="{y + 4}" font-size="11">{_e(_fmt(m))}</text>')
+    out.append("</svg>")
+    return "".join(out)

@@ -89,7 +89,7 @@ def test_ratings_submitted_in_the_page_are_aggregated(page, run_dir, artifacts):
         page.screenshot(path=str(artifacts / "human_eval.png"))
         ratings = json.loads((run_dir / "human_eval.json").read_text(encoding="utf-8"))["ratings"]
         ids = [d["id"] for d in s.report.data["eval_samples"]]
-        assert ratings[ids[2]] == {"ann": {"fluency": 5, "flags": ["ads", "repeated"]}} and len(ratings) == 3
+        assert ratings[ids[2]] == {"ann": {"fluency": 5, "flags": ["ads", "repeated"], "rule": "kept"}} and len(ratings) == 3
         page.goto(s.url + "/")
         agg = page.locator("#run-0-human table.human-agg")
         assert _num(agg.locator('td[data-k="ratings"]').inner_text()) == 3

@@ -109,7 +109,7 @@ def test_concurrent_gets_render_once_and_a_rating_rerenders(server, counted, cap
     assert _get(base + "/human-eval", form2)[0] == 200
     code, body = _get(base + "/human-eval?reviewer=ann")
     assert code == 200 and "(low quality 0)" in body.decode() and 'value="5" required checked' in body.decode()
-    assert human_eval.load(str(r.run_dir))["ratings"] == {doc: {"ann": {"fluency": 5, "flags": []}}}
+    assert human_eval.load(str(r.run_dir))["ratings"] == {doc: {"ann": {"fluency": 5, "flags": [], "rule": "kept"}}}
     # the report page carries the ratings aggregate, so it re-renders once too
     with ThreadPoolExecutor(max_workers=50) as pool:
         again = list(pool.map(_get, [base + "/"] * 50))

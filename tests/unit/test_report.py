@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import re
+import statistics
 import threading
 import urllib.error
 import urllib.request
@@ -203,7 +204,7 @@ def test_extras_sections_in_the_shapes_the_tools_write(run_dir, tmp_path):
     assert float(c["mean_ppl"]) == 198.25 and c["heldout PPL per seed"] == "seed 1: 198, seed 2: 198.5"
     assert t.count("<polyline") == 4  # loss and eval PPL, two runs each
     # found without options inside the run directory
-    assert extras.discover(str(tmp_path)) == {"shards": [str(shards)], "train": sorted(logs), "quality_eval": [str(qe)]}
+    assert extras.discover(str(tmp_path)) == {"shards": [str(shards)], "train": sorted(logs), "quality_eval": [str(qe)], "ablation": []}
 
 
 def test_wilson_interval():
@@ -223,10 +224,13 @@ def test_ratings_saved_atomically_and_aggregated(run_dir, tmp_path):
     human_eval.save_rating(str(run_dir), ids[0], "bob", 2, ["repeated"])  # replaces bob's first rating
     try:
         d = json.loads((run_dir / "human_eval.json").read_text(encoding="utf-8"))
-        assert d["ratings"][ids[0]]["bob"] == {"fluency": 2, "flags": ["repeated"]}
+        assert d["ratings"][ids[0]]["bob"] == {"fluency": 2, "flags": ["repeated"], "rule": "kept"}
         a = human_eval.aggregate(d)
         assert (a["ratings"], a["low_quality"], a["documents"], a["reviewers"]) == (3, 2, 2, 2)
         assert a["ci95"] == [pytest.approx(x) for x in human_eval.wilson(2, 3)]
+        half = 1.959964 * statistics.stdev([5, 4, 2]) / 3 ** 0.5  # fluency 5, 4, 2: normal 95 % interval of the mean
+        assert a["mean_fluency"] == pytest.approx(11 / 3) and a["fluency_ci95"] == [pytest.approx(11 / 3 - half), pytest.approx(11 / 3 + half)]
+        assert human_eval.aggregate(d, "kept") == a and human_eval.aggregate(d, "flipped")["ratings"] == 0
         out = tmp_path / "r.html"
         build_report([str(run_dir)], str(out))
         t = out.read_text(encoding="utf-8")
@@ -266,7 +270,7 @@ def test_server_guards(run_dir):
         assert not (run_dir / "human_eval.json").exists()
         code, _, body = _req(base + "/human-eval", form, {"Origin": base})
         assert code == 200 and "saved rating of" in body  # after the 303 redirect
-        assert human_eval.load(str(run_dir))["ratings"] == {doc: {"ann": {"fluency": 4, "flags": ["ads"]}}}
+        assert human_eval.load(str(run_dir))["ratings"] == {doc: {"ann": {"fluency": 4, "flags": ["ads"], "rule": "kept"}}}
         assert _req(base + "/nope")[0] == 404
     finally:
         srv.shutdown()
