@@ -6,7 +6,7 @@ No script; every document string escaped (render.e, render.text_diff, Highlighte
 from __future__ import annotations
 
 from corpusforge.report import human_eval, svg
-from corpusforge.report.render import CSP, GENERATOR, STYLE, Safe, e, table, text_diff
+from corpusforge.report.render import Safe, e, standalone, table, text_diff
 
 KEPT = "kept"
 
@@ -126,9 +126,7 @@ def _human(human: dict, a: str, b: str, served: bool) -> str:
 
 
 def page(cmp: dict, human: dict | None, served: bool, nav: str = "", highlighters=(None, None)) -> str:
-    return (f'<!doctype html><html lang="zh"><head><meta charset="utf-8">{GENERATOR}<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">'
-            f'<title>corpusforge comparison</title><style>{STYLE}</style></head><body><nav>{nav}</nav>'
-            f'{section(cmp, human, served, highlighters)}</body></html>')
+    return standalone("corpusforge comparison", nav, section(cmp, human, served, highlighters))
 
 
 def human_of(run_a: str, run_b: str) -> dict:

@@ -85,6 +85,12 @@ def text_diff(before: str, after: str) -> tuple[str, str]:
     return "".join(b), "".join(a)
 
 
+def standalone(title: str, nav: str, body: str) -> str:
+    """A served page of one section (the comparison, the ablation): the report's head, CSP and style."""
+    return (f'<!doctype html><html lang="zh"><head><meta charset="utf-8">{GENERATOR}<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">'
+            f'<title>{e(title)}</title><style>{STYLE}</style></head><body>{nav}{body}</body></html>')
+
+
 def _section(sid: str, title: str, body: str, cls: str = "") -> str:
     return f'<section id="{e(sid)}" class="{e(cls)}"><h3>{e(title)}</h3>{body}</section>'
 

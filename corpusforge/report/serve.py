@@ -25,7 +25,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from corpusforge.errors import CorpusforgeError
-from corpusforge.report import browse_html, compare_render, human_eval, render
+from corpusforge.report import ablation_render, browse_html, compare_render, human_eval, render
 from corpusforge.report.build import RunReport, compare_runs, gather_extra, page
 from corpusforge.report.eval_page import NAV, Offer, flipped_docs
 from corpusforge.report.eval_page import page as eval_page
@@ -173,7 +173,7 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
     pages = offers(report, other, cmp)
     sample_ids = {k: {d["id"] for d in o.docs} for k, o in pages.items()}
     runs = [report] + ([other] if other is not None else [])
-    nav_more = '<a href="/compare">comparison</a>' if cmp else ""
+    nav_more = ('<a href="/compare">comparison</a>' if cmp else "") + ('<a href="/ablation">ablation</a>' if extra.get("ablation") else "")
     cache = PageCache()
     saves = [0]  # ratings saved by this process (part of the run state)
     saves_lock = threading.Lock()
@@ -181,6 +181,11 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
     def report_page() -> str:
         return page(runs, extra, served=True).replace("<nav>", '<nav><a href="/browse">browse documents</a><a href="/human-eval">human evaluation</a>'
                                                       + nav_more, 1)
+
+    cached_paths = {"/", "/human-eval"} | ({"/compare"} if cmp else set()) | ({"/ablation"} if extra.get("ablation") else set())
+
+    def ablation_page() -> str:
+        return render.standalone("corpusforge ablation", NAV.format(more=nav_more), ablation_render.section(extra["ablation"]))
 
     def compare_page() -> str:
         return compare_render.page(cmp, compare_render.human_of(report.run_dir, other.run_dir), True, NAV.format(more=nav_more),
@@ -224,7 +229,7 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
             q = urllib.parse.parse_qs(url.query)
             if url.path in ("/browse", "/doc"):  # the document browser (browse.py): read per request, not cached
                 return self._send(*browse_html.handle(url.path, q, report.run_dir, report.highlighter, report.data["sources"]))
-            if url.path not in ("/", "/human-eval") and not (url.path == "/compare" and cmp):
+            if url.path not in cached_paths:
                 return self._send(HTTPStatus.NOT_FOUND, "not found", "text/plain; charset=utf-8")
             state = tuple(run_state(r.run_dir, saves[0]) for r in runs)
             try:
@@ -232,6 +237,8 @@ def make_server(report: RunReport, extra: dict, host: str = "127.0.0.1", port: i
                     body = cache.get(state, ("/",), report_page)
                 elif url.path == "/compare":
                     body = cache.get(state, ("/compare",), compare_page)
+                elif url.path == "/ablation":
+                    body = cache.get(state, ("/ablation",), ablation_page)
                 else:
                     o = offer_of(q)
                     if o is None:
@@ -304,7 +311,8 @@ def serve(run_dirs: list[str], host: str, port: int, allow_remote: bool, allowed
         print(f"report serve: WARNING: listening on {host}, reachable from other machines; no authentication "
               "beyond the form token", file=sys.stderr, flush=True)
     shown = host if ":" not in host else f"[{host}]"
-    pages = "human evaluation: /human-eval, documents: /browse" + (", comparison: /compare" if compare else "")
+    pages = ("human evaluation: /human-eval, documents: /browse" + (", comparison: /compare" if compare else "")
+             + (", ablation: /ablation" if extra["ablation"] else ""))
     print(f"serving http://{shown}:{srv.server_address[1]}/ ({pages}; Ctrl-C to stop)", flush=True)
     try:
         srv.serve_forever()
