@@ -29,15 +29,21 @@ def _cmd_eval_ppl(args) -> int:
 
 
 def _cmd_quality_eval(args) -> int:
-    from corpusforge.train import quality_eval
+    from corpusforge.errors import CorpusforgeError
+    from corpusforge.train import ablate, quality_eval
 
+    if (args.config is None) == (args.ablate is None):
+        raise CorpusforgeError("bad_argument", "quality-eval takes CONFIG.yaml or --ablate CONFIG.yaml (one of them)")
     _threads(args)
-    cfg = quality_eval.load_config(args.config)
+    mod = ablate if args.ablate else quality_eval
+    cfg = mod.load_config(args.ablate or args.config)
     if args.out:
         cfg.out = os.path.abspath(args.out)
-    rep = quality_eval.run(cfg, progress=not args.no_progress)
-    print(quality_eval.table(rep))
-    print(f"written: {os.path.join(cfg.path(cfg.out), 'quality_eval.json')}, quality_eval.md")
+    rep = mod.run(cfg, progress=not args.no_progress)
+    print(mod.table(rep))
+    out = cfg.path(cfg.out)
+    print(f"written: {os.path.join(out, 'ablation.json')}, ablation.md, quality_eval.json, variants/" if args.ablate
+          else f"written: {os.path.join(out, 'quality_eval.json')}, quality_eval.md")
     return 0
 
 
@@ -100,14 +106,22 @@ def add_cli(sub) -> None:
     q = sub.add_parser("quality-eval", help="judge corpora by the held-out PPL of a model trained on each",
                        description="PanGu-α's loop: for every candidate corpus sample the same token budget (the sampler), "
                        "train the same model config with the same seeds, and evaluate PPL on one held-out high-quality "
-                       "set (which must not overlap any candidate). Writes OUT/quality_eval.json and OUT/quality_eval.md.",
+                       "set (which must not overlap any candidate). Writes OUT/quality_eval.json and OUT/quality_eval.md. "
+                       "With --ablate, the candidates are variants of one pipeline (docs/train.md): raw (its input, no "
+                       "stages), full (as configured) and minus_STAGE for each stage, each an ordinary run on the "
+                       "pipeline's engine, cached by config hash in OUT/variants/; the table gives each variant's PPL, "
+                       "its delta vs full (> 0: what the variant lacks helps) and whether that sign holds on every seed; "
+                       "also OUT/ablation.json and OUT/ablation.md. A sample of too few distinct documents is refused.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="config file (paths relative to it):\n  out: qe_out\n  tokenizer: tok.json\n"
                        "  heldout: hq_heldout.jsonl\n  candidates:\n    raw: raw.jsonl\n    cleaned: runs/cleaned   # a run dir\n"
                        "  budget_tokens: 150000\n  seeds: [1, 2, 3]\n  model: tiny\n  seq_len: 128\n"
-                       "  train: {steps: 200, batch_size: 8, lr: 0.003, device: auto}")
-    q.add_argument("config", metavar="CONFIG.yaml", help="quality-eval config (see below)")
+                       "  train: {steps: 200, batch_size: 8, lr: 0.003, device: auto}\n\n"
+                       "--ablate config: the same without candidates, plus\n  pipeline: my_run.yaml   # a `corpusforge run` config\n"
+                       "  variants: [raw, full, minus_dedup_minhash]   # optional; default raw, full, every minus_STAGE")
+    q.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="quality-eval config (see below)")
+    q.add_argument("--ablate", metavar="CONFIG.yaml", help="ablation config: judge each stage of a pipeline (see below)")
     q.add_argument("--out", help="override the config's out")
     q.add_argument("--threads", type=int, help="torch CPU threads")
-    q.add_argument("--no-progress", action="store_true", help="no progress bars")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars (the one line per variant stays)")
     q.set_defaults(fn=_cmd_quality_eval)

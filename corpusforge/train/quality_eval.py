@@ -27,11 +27,12 @@ class TrainSpec(_Strict):
     device: str = "auto"
 
 
-class QualityEvalConfig(_Strict):
+class EvalSpec(_Strict):
+    """What every candidate shares: the quality-eval config minus its candidates (the ablation's too)."""
+
     out: str
     tokenizer: str  # one tokenizer for every candidate, so per-token PPLs are comparable
     heldout: list[str]  # high-quality text: run dirs or .jsonl/.parquet/.txt files
-    candidates: dict[str, list[str]] = Field(min_length=1)
     budget_tokens: int = Field(gt=0)  # sampled per candidate
     seeds: list[int] = Field([1, 2, 3], min_length=1)
     model: str = "tiny"
@@ -45,19 +46,23 @@ class QualityEvalConfig(_Strict):
     def _one(cls, v):
         return [v] if isinstance(v, str) else v
 
+    def path(self, p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
+
+
+class QualityEvalConfig(EvalSpec):
+    candidates: dict[str, list[str]] = Field(min_length=1)
+
     @field_validator("candidates", mode="before")
     @classmethod
     def _many(cls, v):
         return {k: [p] if isinstance(p, str) else p for k, p in v.items()} if isinstance(v, dict) else v
 
-    def path(self, p: str) -> str:
-        return p if os.path.isabs(p) else os.path.join(self.base_dir, p)
 
-
-def load_config(path: str) -> QualityEvalConfig:
+def load_config(path: str, model: type[EvalSpec] = QualityEvalConfig) -> EvalSpec:
     doc = load_mapping(path, "bad_config")
     try:
-        return QualityEvalConfig(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
+        return model(**doc, base_dir=os.path.dirname(os.path.abspath(path)))
     except ValidationError as e:
         raise CorpusforgeError("bad_config", f"{path}: {format_error(e)}") from None
 
@@ -82,7 +87,21 @@ def check_overlap(heldout: list[str], candidates: dict[str, list[str]], field: s
                                    "held-out text must not be trained on")
 
 
-def run(cfg: QualityEvalConfig, progress: bool = True) -> dict:
+# The fewest distinct documents a candidate's sample may hold. Measured with tests/unit/test_ablate.py's
+# shared-data ablation (raw: 10,438 docs, 82 % spam SMS/e-mail; full: the 599 prose chunks pangu_rules +
+# spam_fasttext keep; held-out: the 55 held-out prose docs; tiny model, 30 steps x 8 x 64, seeds 1-5) at
+# decreasing budgets: full beat raw on every seed at 60k/30k/15k/8k tokens (full's samples held 100-104,
+# 40-54, 21-29 and 10-16 docs), while at 6k (7-12 docs) one seed flipped, at 4k (3-9 docs) three of five
+# and at 2k (2-4 docs) all five (PPL 1.2k-32k vs raw's 1k). 20 is twice the largest count that flipped.
+MIN_DOCS = 20
+PAIRED_SOURCE = "corpus"  # the one sampler source name of a paired run
+
+
+def run(cfg: QualityEvalConfig, progress: bool = True, min_docs: int | None = None, paired: bool = False) -> dict:
+    """min_docs (default MIN_DOCS): refuse before any training when a candidate's sample holds fewer
+    distinct documents. paired: every candidate is sampled under one source name, so a document several
+    candidates share gets the same draw in each (the ablation: a variant that keeps the same documents
+    gets the same sample, hence the same PPLs); otherwise each candidate's own name keys its draws."""
     from corpusforge.sample.mix import Mixture, SourceSpec
     from corpusforge.sample.sampler import sample
     from corpusforge.train import evaluate
@@ -96,26 +115,40 @@ def run(cfg: QualityEvalConfig, progress: bool = True) -> dict:
     if not heldout:
         raise CorpusforgeError("empty_heldout", f"{cfg.heldout}: no documents")
     check_overlap(heldout, cand_paths, cfg.text_field)
+    min_docs = MIN_DOCS if min_docs is None else min_docs
+    drawn: dict[tuple[int, str], tuple[dict, dict, int]] = {}
+    for seed in cfg.seeds:  # every sample first: a too-small budget is refused before anything trains
+        for name, paths in cand_paths.items():
+            src = PAIRED_SOURCE if paired else name
+            mix = Mixture(seed=seed, seq_len=cfg.seq_len or 1024, total_tokens=cfg.budget_tokens,
+                          tokenizer=cfg.path(cfg.tokenizer), sources={src: SourceSpec(path=paths, weight=1.0)},
+                          base_dir=cfg.base_dir)
+            sm = sample(mix, os.path.join(out, "shards", f"{name}-s{seed}"), progress=False, overwrite=True,
+                        where=f"candidate {name}")
+            s = sm["sources"][src]
+            docs = min(s["docs_drawn"], s["docs_available"])  # whole repeats first: distinct documents seen
+            if docs < min_docs:
+                raise CorpusforgeError("budget_too_small", f"candidate {name!r} (seed {seed}): budget_tokens "
+                                       f"{cfg.budget_tokens} covers only {docs} distinct documents, fewer than the "
+                                       f"{min_docs} a comparison needs; raise budget_tokens to at least "
+                                       f"{math.ceil(cfg.budget_tokens * min_docs / max(docs, 1))}")
+            drawn[seed, name] = (sm, s, docs)
     results: dict[str, dict] = {n: {"runs": []} for n in cand_paths}
     for seed in cfg.seeds:
-        for name, paths in cand_paths.items():
+        for name in cand_paths:
             tag = f"{name}-s{seed}"
-            mix = Mixture(seed=seed, seq_len=cfg.seq_len or 1024, total_tokens=cfg.budget_tokens,
-                          tokenizer=cfg.path(cfg.tokenizer), sources={name: SourceSpec(path=paths, weight=1.0)},
-                          base_dir=cfg.base_dir)
-            shard_dir = os.path.join(out, "shards", tag)
-            sm = sample(mix, shard_dir, progress=False, overwrite=True, where=f"candidate {name}")
+            sm, s, docs = drawn[seed, name]
             run_dir = os.path.join(out, "runs", tag)
             t = cfg.train
-            tr = train(TrainArgs(data=shard_dir, out=run_dir, config=cfg.model, steps=t.steps, batch_size=t.batch_size,
-                                 lr=t.lr, seed=seed, seq_len=cfg.seq_len, eval_every=t.steps, device=t.device,
-                                 overwrite=True, progress=progress))
+            tr = train(TrainArgs(data=os.path.join(out, "shards", tag), out=run_dir, config=cfg.model, steps=t.steps,
+                                 batch_size=t.batch_size, lr=t.lr, seed=seed, seq_len=cfg.seq_len, eval_every=t.steps,
+                                 device=t.device, overwrite=True, progress=progress))
             r = evaluate.Run(run_dir, device=pick_device(t.device))
             ev = evaluate.ppl(r.model, r.encode(heldout), r.eod, r.device)
             results[name]["runs"].append({"seed": seed, "heldout_ppl": ev["ppl"], "heldout_loss": ev["loss"],
-                                          "sampled_tokens": sm["tokens"], "epochs": sm["sources"][name]["achieved_epochs"],
-                                          "trained_tokens": tr["tokens"], "final_train_loss": _last_loss(run_dir),
-                                          "run": os.path.relpath(run_dir, out)})
+                                          "sampled_tokens": sm["tokens"], "sampled_docs": docs,
+                                          "epochs": s["achieved_epochs"], "trained_tokens": tr["tokens"],
+                                          "final_train_loss": _last_loss(run_dir), "run": os.path.relpath(run_dir, out)})
     for name, r in results.items():
         p = [x["heldout_ppl"] for x in r["runs"]]
         mean = sum(p) / len(p)
@@ -126,7 +159,7 @@ def run(cfg: QualityEvalConfig, progress: bool = True) -> dict:
     wins = {n: all(results[best]["runs"][i]["heldout_ppl"] <= results[n]["runs"][i]["heldout_ppl"]
                    for i in range(len(cfg.seeds))) for n in ranking[1:]}
     report = {"config": cfg.model_dump(mode="json"), "heldout": {"docs": len(heldout), "tokens": ev["tokens"]},
-              "candidates": results, "ranking": ranking, "best": best, "best_wins_every_seed": wins}
+              "candidates": results, "ranking": ranking, "best": best, "best_wins_every_seed": wins, "paired": paired}
     write_json(os.path.join(out, "quality_eval.json"), report)
     md = table(report)
     with atomic_file(os.path.join(out, "quality_eval.md"), "w") as f:
