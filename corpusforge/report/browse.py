@@ -13,7 +13,6 @@ Footers are cached by (path, sha256 from the manifest): committed files never ch
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,33 +25,11 @@ import pyarrow.parquet as pq
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.io import fs, store
+from corpusforge.report.browse_params import MAX_PAGE, MAX_PER_PAGE, PER_PAGE, TABLES, BadQuery, NotFound, parse_filters, parse_int
 
-PER_PAGE, MAX_PER_PAGE, MAX_PAGE = 50, 500, 10_000_000
 READ_BUDGET = 32 << 20  # uncompressed bytes of filter columns read at once (at least one row group)
 SCAN_BUDGET = 0.25  # seconds a page's scan may read before it answers with the rows found so far
 PREVIEW = 160  # characters of text per listed row
-FILTERS = ("stage", "reason", "source", "score", "min", "max", "id", "q")
-TABLES = {  # filters each table has, its searchable text column, the columns a listed row shows
-    "kept": ({"source", "score", "id", "q"}, "text", ["id", "source", "text"]),
-    "rejects": ({"stage", "reason", "source", "score", "id", "q"}, "text_preview",
-                ["id", "source", "stage", "reason", "duplicate_of", "text_preview"]),
-    "quarantine": ({"stage", "reason", "id", "q"}, "raw", ["id", "stage", "file", "line", "byte_offset", "reason", "detail", "raw"]),
-}
-
-
-class BadQuery(CorpusforgeError):
-    status = 400
-
-    def __init__(self, message: str):
-        super().__init__("bad_query", message)
-
-
-class NotFound(CorpusforgeError):
-    status = 404
-
-    def __init__(self, message: str):
-        super().__init__("not_found", message)
-
 
 _lock = threading.Lock()
 _manifests: dict = {}
@@ -137,46 +114,6 @@ def choices(run_dir: str, extra_sources=()) -> dict:
     return {"kept": {"stages": [], "reasons": [], "sources": sources, "scores": scores},
             "rejects": {**drop, "sources": sources, "scores": scores},
             "quarantine": {**quar, "sources": [], "scores": []}}
-
-
-def _parse(run_dir: str, m: dict, table: str, filters: dict) -> dict:
-    if table not in TABLES:
-        raise BadQuery(f"unknown table {table!r}: one of kept, rejects, quarantine")
-    allowed = TABLES[table][0]
-    f = {k: str(v) for k, v in (filters or {}).items() if k in FILTERS and v is not None and str(v) != ""}
-    unknown = sorted(set(filters or {}) - set(FILTERS))
-    if unknown:
-        raise BadQuery(f"unknown filter {unknown[0]!r}: filters are {', '.join(FILTERS)}")
-    for k in f:
-        if k not in allowed and k not in ("min", "max"):
-            raise BadQuery(f"the {table} table has no {k!r} filter (its filters: {', '.join(sorted(allowed))})")
-    for k in ("min", "max"):
-        if k in f:
-            try:
-                f[k] = float(f[k])
-            except ValueError:
-                raise BadQuery(f"{k}={f[k]!r} is not a number") from None
-            if f[k] != f[k]:
-                raise BadQuery(f"{k} is NaN")
-            if "score" not in f:
-                raise BadQuery(f"{k} needs a score column (score=<stage>__<name>)")
-    if "score" in f:
-        known = score_columns(run_dir, m)
-        if f["score"] not in known and (known or not re.fullmatch(r"\w+__\w+", f["score"])):
-            raise BadQuery(f"unknown score column {f['score']!r} (score columns: {', '.join(known) or 'none'})")
-        if f.get("min", -np.inf) > f.get("max", np.inf):
-            raise BadQuery(f"min {f['min']:g} > max {f['max']:g}")
-    return f
-
-
-def _int(v, name: str, lo: int, hi: int) -> int:
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise BadQuery(f"{name}={v!r} is not a whole number") from None
-    if not lo <= n <= hi:
-        raise BadQuery(f"{name}={n} is out of range ({lo}..{hi})")
-    return n
 
 
 def _locator(s: str, files: list, cursor: bool = False) -> tuple[int, ...]:
@@ -353,9 +290,9 @@ def query(run_dir: str, table: str, filters: dict | None = None, page: int = 1, 
     "next" link's `start` cursor (and `offset`, the matches before it) resumes where this scan stopped.
     A scan that reads columns stops after `budget` seconds with the rows found so far (`partial`)."""
     m = _manifest(run_dir)
-    f = _parse(run_dir, m, table, filters)
-    page, per_page = _int(page, "page", 1, MAX_PAGE), _int(per_page, "per_page", 1, MAX_PER_PAGE)
-    offset = (page - 1) * per_page if offset is None else _int(offset, "offset", 0, MAX_PAGE * MAX_PER_PAGE)
+    f = parse_filters(table, filters, lambda: score_columns(run_dir, m))
+    page, per_page = parse_int(page, "page", 1, MAX_PAGE), parse_int(per_page, "per_page", 1, MAX_PER_PAGE)
+    offset = (page - 1) * per_page if offset is None else parse_int(offset, "offset", 0, MAX_PAGE * MAX_PER_PAGE)
     files = _files(run_dir, m, table)
     unique = "id" in f and table != "quarantine"  # every document ends kept or dropped once
     fi, rg, row, skip = _locator(start, files, cursor=True) if start else (0, 0, 0, offset)
@@ -416,7 +353,7 @@ def doc(run_dir: str, table: str, id: str | None = None, at: str | None = None) 
     """One row whole: kept (text, scores, meta), rejects (preview, stage, reason, scores, duplicate_of) or
     quarantine (the ledger line; raw bytes as escaped text). `at`: its position, checked against `id`."""
     m = _manifest(run_dir)
-    f = _parse(run_dir, m, table, {})
+    f = parse_filters(table, {}, lambda: score_columns(run_dir, m))
     files = _files(run_dir, m, table)
     pos = None
     if at:

@@ -11,9 +11,10 @@ from pyarrow import ArrowException
 
 from corpusforge.errors import CorpusforgeError
 from corpusforge.report import browse, render
+from corpusforge.report.browse_params import FILTERS
 
 e = render.e
-PARAMS = set(browse.FILTERS) | {"table", "page", "per_page", "start", "offset"}
+PARAMS = set(FILTERS) | {"table", "page", "per_page", "start", "offset"}
 STYLE = render.STYLE + """
 nav.tables a.current,nav.pages a.current{font-weight:bold;text-decoration:none;color:#222}
 form.filters label{margin-right:1em;white-space:nowrap}
@@ -81,7 +82,7 @@ def _doc_link(table: str, r: dict, label: str) -> str:
 
 def browse_page(run_dir: str, params: dict, sources=()) -> str:
     table = params.get("table") or "kept"
-    filters = {k: params[k] for k in browse.FILTERS if k in params}
+    filters = {k: params[k] for k in FILTERS if k in params}
     res = browse.query(run_dir, table, filters, params.get("page") or 1, params.get("per_page") or browse.PER_PAGE, params.get("start"),
                        params.get("offset"))
     f, page, per = res["filters"], res["page"], res["per_page"]
