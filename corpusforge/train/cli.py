@@ -56,6 +56,7 @@ def _threads(args) -> None:
 
 def add_cli(sub) -> None:
     from corpusforge.cli import add_storage_opt
+    from corpusforge.train.quality_eval import MIN_DOCS  # no torch: the module imports it only in run()
 
     t = sub.add_parser("train", help="train a compact PanGu-α on shards from `corpusforge sample`",
                        description="Train PanGu-α (pre-LN decoder + top query layer) on the shards of `corpusforge sample`: "
@@ -111,7 +112,8 @@ def add_cli(sub) -> None:
                        "stages), full (as configured) and minus_STAGE for each stage, each an ordinary run on the "
                        "pipeline's engine, cached by config hash in OUT/variants/; the table gives each variant's PPL, "
                        "its delta vs full (> 0: what the variant lacks helps) and whether that sign holds on every seed; "
-                       "also OUT/ablation.json and OUT/ablation.md. A sample of too few distinct documents is refused.",
+                       f"also OUT/ablation.json and OUT/ablation.md. A candidate whose sample holds fewer than {MIN_DOCS} "
+                       "distinct documents is refused (budget_too_small): fewer reversed results in our measurement.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="config file (paths relative to it):\n  out: qe_out\n  tokenizer: tok.json\n"
                        "  heldout: hq_heldout.jsonl\n  candidates:\n    raw: raw.jsonl\n    cleaned: runs/cleaned   # a run dir\n"

@@ -127,6 +127,9 @@ def run(cfg: QualityEvalConfig, progress: bool = True, min_docs: int | None = No
                         where=f"candidate {name}")
             s = sm["sources"][src]
             docs = min(s["docs_drawn"], s["docs_available"])  # whole repeats first: distinct documents seen
+            if s["docs_available"] < min_docs:
+                raise CorpusforgeError("too_few_documents", f"candidate {name!r} has only {s['docs_available']} "
+                                       f"documents, fewer than the {min_docs} a comparison needs")
             if docs < min_docs:
                 raise CorpusforgeError("budget_too_small", f"candidate {name!r} (seed {seed}): budget_tokens "
                                        f"{cfg.budget_tokens} covers only {docs} distinct documents, fewer than the "
