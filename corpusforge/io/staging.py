@@ -29,7 +29,7 @@ def cache_root() -> str:
 
 
 @contextmanager
-def _temp_folder(prefix: str) -> Iterator[str]:
+def temp_folder(prefix: str) -> Iterator[str]:
     d = tempfile.mkdtemp(prefix=prefix)
     try:
         yield d
@@ -54,7 +54,7 @@ def local_file(path: str) -> Iterator[str]:
     if not fs.is_remote(path):
         yield path
         return
-    with _temp_folder("cf-in-") as d:
+    with temp_folder("cf-in-") as d:
         store.download(path, os.path.join(d, _basename(path)))
         yield os.path.join(d, _basename(path))
 
@@ -66,7 +66,7 @@ def local_tree(d: str, names: tuple[str, ...] | None = None) -> Iterator[str]:
     if not fs.is_remote(d):
         yield d
         return
-    with _temp_folder("cf-in-") as tmp:
+    with temp_folder("cf-in-") as tmp:
         _download_below(d, tmp, lambda rel: names is None or rel in names)
         yield tmp
 
@@ -189,7 +189,7 @@ def output_dir(out: str, kind: str, overwrite: bool = False, resume: bool = Fals
         if not fs.is_remote(out):
             yield os.path.abspath(out), lambda: None
             return
-        with _temp_folder("cf-out-") as tmp:
+        with temp_folder("cf-out-") as tmp:
             up = _Uploader(tmp, out, last)
             if resume:
                 up.pull()
@@ -204,7 +204,7 @@ def output_file(path: str) -> Iterator[str]:
     if not fs.is_remote(path):
         yield path
         return
-    with _temp_folder("cf-out-") as d:
+    with temp_folder("cf-out-") as d:
         local = os.path.join(d, _basename(path))
         yield local
         store.upload(local, path)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +21,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.io import staging
 from corpusforge.report.data import TEXT_CHARS, TopK, _batches, _paths, load_manifest, sample_keys
 
 BUCKET_ROWS = 200_000  # rows of one run per bucket: a bucket pair joined in memory is a few tens of MB
@@ -123,23 +122,22 @@ def compare(run_a: str, run_b: str, samples: int = 5, eval_samples: int = 30, fl
     check_same_inputs(ma, mb, run_a, run_b)
     rows = max(ma["totals"]["records"], mb["totals"]["records"], 1)
     buckets = max(1, math.ceil(rows / bucket_rows))
-    tmp = tempfile.mkdtemp(prefix="cf-compare-")  # ours alone: removed whole at the end
     transitions: dict[tuple[str, str], dict] = {}
     evals = {"a": TopK(eval_samples), "b": TopK(eval_samples)}
     flips = pq.ParquetWriter(flips_out, FLIP_SCHEMA, compression="zstd") if flips_out else None
     total = sum(f["rows"] for m in (ma, mb) for f in m["files"] if f["kind"] in ("kept", "rejects", "quarantine"))
     bar = tqdm(total=total, unit="doc", desc="compare", dynamic_ncols=True, disable=not progress)
     try:
-        src_a = _split(run_a, ma, tmp, "a", buckets, bar)
-        src_b = _split(run_b, mb, tmp, "b", buckets, bar)
-        for i in range(buckets):
-            _join_bucket(_read(os.path.join(tmp, f"a-{i:04d}.arrow")), _read(os.path.join(tmp, f"b-{i:04d}.arrow")),
-                         transitions, samples, evals, flips)
+        with staging.temp_folder("cf-compare-") as tmp:  # the buckets: ours alone, removed whole at the end
+            src_a = _split(run_a, ma, tmp, "a", buckets, bar)
+            src_b = _split(run_b, mb, tmp, "b", buckets, bar)
+            for i in range(buckets):
+                _join_bucket(_read(os.path.join(tmp, f"a-{i:04d}.arrow")), _read(os.path.join(tmp, f"b-{i:04d}.arrow")),
+                             transitions, samples, evals, flips)
     finally:
         bar.close()
         if flips:
             flips.close()
-        shutil.rmtree(tmp, ignore_errors=True)
     out = {"a": {"run_dir": run_a, "name": _name(run_a), "totals": ma["totals"]},
            "b": {"run_dir": run_b, "name": _name(run_b), "totals": mb["totals"]},
            "stages": _stage_counts(ma, mb),
