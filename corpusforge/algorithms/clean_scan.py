@@ -11,6 +11,7 @@ import functools
 import numba
 import numpy as np
 
+from corpusforge.algorithms import tablecache
 from corpusforge.algorithms.cpstrings import cp_hash
 from corpusforge.algorithms.utf8 import next_cp, every_code_point, put
 
@@ -18,7 +19,7 @@ _N = 0x110000
 KEEP, DROP = -1, -2  # per-character table: keep, drop, or else the code point it becomes
 
 
-@functools.cache
+@tablecache.cached
 def char_table(drop_res: tuple[str, ...], fold: tuple[tuple[int, int], ...]) -> np.ndarray:
     """int32 per code point: DROP where any of the RE2 classes matches it, the folded code point, or KEEP."""
     import pyarrow.compute as pc

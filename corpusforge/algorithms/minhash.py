@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -61,12 +60,10 @@ def sha1_hash32(data: bytes) -> int:
 @functools.lru_cache(maxsize=1)
 def _drop_table() -> np.ndarray:
     """True for code points removed before shingling: whitespace, punctuation, controls, symbols' spacing."""
-    n = 0x30000  # planes 0-2 cover CJK; higher planes are kept as is
-    drop = np.zeros(0x110000, bool)
-    for cp in range(n):
-        cat = unicodedata.category(chr(cp))
-        if cat[0] in "PZC":
-            drop[cp] = True
+    from corpusforge.models.featurize import CATEGORIES, in_categories
+
+    drop = in_categories([c for c in CATEGORIES if c[0] in "PZC"])
+    drop[0x30000:] = False  # planes 0-2 cover CJK; higher planes are kept as is
     return drop
 
 
@@ -110,29 +107,13 @@ def _space_table() -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _numba_decoder():
-    """decode(u8, boffs, drop, cp_out, offs_out) -> count: UTF-8 of the strings [boffs[i], boffs[i+1]) to
-    code points, dropping those marked in `drop`; None without numba (the numpy path does the same)."""
+    """decode(u8, boffs, drop, cp_out, offs_out) -> count (minhash_kernel.decode_kept); None without numba
+    (the numpy path does the same)."""
     try:
-        import numba
-
-        from corpusforge.algorithms.utf8 import next_cp
+        from corpusforge.algorithms.minhash_kernel import decode_kept
     except ImportError:
         return None
-
-    @numba.njit(cache=True, nogil=True)
-    def decode(u8, boffs, drop, cp, offs):
-        k = 0
-        for d in range(boffs.shape[0] - 1):
-            i, end = boffs[d], boffs[d + 1]
-            while i < end:
-                c, i = next_cp(u8, i)
-                if not drop[c]:
-                    cp[k] = c
-                    k += 1
-            offs[d + 1] = k
-        return k
-
-    return decode
+    return decode_kept
 
 
 def normalized_text(text: str, strip_punct: bool = True) -> str:
@@ -253,47 +234,12 @@ class MinHasher:
 
 @functools.lru_cache(maxsize=1)
 def _numba_kernel():
-    """The poly64 → fmix64 → fmix32 → affine32 → min pipeline of shingle_hashes + signatures_from_hashes,
-    fused per shingle so no batch-sized temporaries are made (numba; None when it is not installed)."""
+    """The fused signature kernel (minhash_kernel.signatures); None when numba is not installed."""
     try:
-        import numba
+        from corpusforge.algorithms.minhash_kernel import signatures
     except ImportError:
         return None
-    poly, m1, m2 = _POLY, np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-    s33, s16, s13 = np.uint64(33), np.uint32(16), np.uint32(13)
-    c1, c2, low = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35), np.uint64(0xFFFFFFFF)
-
-    @numba.njit(cache=True, nogil=True)
-    def kernel(cp, offs, n, a, b, sig):
-        nperm = a.shape[0]
-        a64 = a.astype(np.uint64)
-        b64 = b.astype(np.uint64)
-        for d in range(offs.shape[0] - 1):
-            start, length = offs[d], offs[d + 1] - offs[d]
-            if length == 0:
-                continue
-            width = n if length >= n else length  # a text shorter than n is one shingle
-            for w in range(length - width + 1):
-                h = np.uint64(0)
-                for j in range(width):
-                    h = h * poly + np.uint64(cp[start + w + j])
-                h ^= h >> s33
-                h *= m1
-                h ^= h >> s33
-                h *= m2
-                h ^= h >> s33
-                x = np.uint32(h & low)
-                x ^= x >> s16
-                x = np.uint32(np.uint64(x) * np.uint64(c1) & low)
-                x ^= x >> s13
-                x = np.uint32(np.uint64(x) * np.uint64(c2) & low)
-                x ^= x >> s16
-                x64 = np.uint64(x)
-                row = sig[d]
-                for k in range(nperm):  # branch-free so it vectorizes
-                    row[k] = min(row[k], np.uint32((a64[k] * x64 + b64[k]) & low))
-
-    return kernel
+    return signatures
 
 
 # ------------------------------------------------------------------------------------------- LSH

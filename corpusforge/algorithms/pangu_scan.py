@@ -8,12 +8,11 @@ adversarial text."""
 
 from __future__ import annotations
 
-import functools
 
 import numba
 import numpy as np
 
-from corpusforge.algorithms import cpstrings
+from corpusforge.algorithms import cpstrings, tablecache
 from corpusforge.algorithms.clean_scan import py_space, strip
 from corpusforge.algorithms.utf8 import arrow_utf8, decode, every_code_point
 
@@ -26,7 +25,7 @@ def _set(flags, chars: str, bit: int) -> None:
     flags[[ord(c) for c in chars]] |= bit
 
 
-@functools.cache
+@tablecache.cached
 def flags(zh_re: str) -> np.ndarray:
     import pyarrow.compute as pc
 

@@ -5,18 +5,18 @@ per-character utf8_lower, both read off a table built with those very kernels) a
 
 from __future__ import annotations
 
-import functools
 
 import numba
 import numpy as np
 
+from corpusforge.algorithms import tablecache
 from corpusforge.algorithms.clean_scan import DROP
 from corpusforge.algorithms.utf8 import next_cp, arrow_utf8, every_code_point, put
 
 _N = 0x110000
 
 
-@functools.cache
+@tablecache.cached
 def table(drop_re: str) -> np.ndarray:
     """int32 per code point: DROP, or the code point utf8_lower makes of it."""
     import pyarrow.compute as pc

@@ -19,6 +19,7 @@ import unicodedata
 import numba
 import numpy as np
 
+from corpusforge.algorithms import tablecache
 from corpusforge.algorithms.utf8 import arrow_utf8, decode, put
 from corpusforge.models import featurize as ref
 
@@ -26,7 +27,7 @@ _SPACE, _LETTER, _DIGIT, _OTHER = 0, 1, 2, 3  # not a unit / [a-z]+ / [0-9]+ / a
 _N = 0x110000
 
 
-@functools.cache
+@tablecache.cached
 def tables() -> tuple[np.ndarray, ...]:
     """(map offsets, mapped code points, simple?, unit class, isdigit, wordish), each indexed by code point."""
     # Unassigned and private-use code points map to themselves, alone, and are not digits: skip the work

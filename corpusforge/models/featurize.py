@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from corpusforge.algorithms import tablecache
+
 MAX_UNITS = 3000  # long documents are judged on their first 3000 units (bounded cost per document)
 _WORDISH = {"Lu", "Ll", "Lt", "Lm", "Nd", "Nl", "No", "Mn", "Mc", "Me"}  # may join the unit before them
 
@@ -20,7 +22,7 @@ CATEGORIES = ("Cc", "Cf", "Cn", "Co", "Cs", "Ll", "Lm", "Lo", "Lt", "Lu", "Mc", 
               "Pe", "Pf", "Pi", "Po", "Ps", "Sc", "Sk", "Sm", "So", "Zl", "Zp", "Zs")
 
 
-@functools.cache
+@tablecache.cached
 def _category_codes() -> np.ndarray:
     idx = {c: i for i, c in enumerate(CATEGORIES)}
     return np.fromiter((idx[unicodedata.category(chr(c))] for c in range(0x110000)), np.uint8, 0x110000)
