@@ -16,6 +16,7 @@ import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,27 +53,34 @@ def build(path: Path, target_mb: int) -> int:
 def run_pipeline(src: Path, out: Path, config: Path) -> dict:
     import yaml
 
-    from corpusforge.config import load_config
-    from corpusforge.engines import local
-    from corpusforge.runner import make_plan
-
     stages = yaml.safe_load(config.read_text(encoding="utf-8"))["stages"]
     for s in stages:
         s.pop("sources", None)  # one source here
     cfg = out.parent / "cfg.yaml"
     cfg.write_text(json.dumps({"run": {"output": str(out)}, "input": {"paths": [str(src)], "split_mb": 8},
                                "stages": stages, "limits": {"max_quarantine_fraction": 1.0}}))
-    plan = make_plan(load_config(str(cfg)))
-    t = time.perf_counter()
-    local.run(plan, workers=2, overwrite=True, progress=False)
-    wall = time.perf_counter() - t
+    r = subprocess.run([sys.executable, __file__, "--one", str(cfg)], capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"pipeline run failed:\n{r.stderr[-3000:]}")
     info = json.loads((out / "run_info.json").read_text())
     m = json.loads((out / "manifest.json").read_text())
-    # the largest worker's peak RSS (forked pool processes are this process's children); the pool of
-    # each run is gone when it returns, so after the 100 MB run this covers both sizes' workers
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"wall": wall, "rss_mb": rss, "stages": info["stage_seconds"],
+    return {**json.loads(r.stdout.strip().splitlines()[-1]), "stages": info["stage_seconds"],
             "funnel": {s["name"]: s["in"] for s in m["stages"]}}
+
+
+def one(cfg: str) -> None:
+    """One run in a fresh process, as `corpusforge run` would be, so the workers' RSS is theirs and not this
+    bench's (its corpora and floor table). Prints the run's wall time (from the plan to the manifest, as
+    the floor counts no interpreter start either) and the largest worker's peak RSS: the forked pool
+    processes are this process's children, and ru_maxrss counts the pages they share with it."""
+    from corpusforge.config import load_config
+    from corpusforge.engines import local
+    from corpusforge.runner import make_plan
+
+    plan = make_plan(load_config(cfg))
+    t = time.perf_counter()
+    local.run(plan, workers=2, overwrite=True, progress=False)
+    print(json.dumps({"wall": time.perf_counter() - t, "rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
 def main() -> None:
@@ -81,7 +89,10 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=REPO / "corpusforge/data/pangu.yaml",
                     help="the pipeline whose stages run (default pangu.yaml; pangu_plus.yaml adds dedup_lines, "
                          "decontaminate and pii, and prints dedup_lines' cost against dedup_exact's)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run of this config
     args = ap.parse_args()
+    if args.one:
+        return one(args.one)
     work = Path(tempfile.mkdtemp(prefix="cf-bench-scaling-"))
     res = {}
     try:
@@ -93,7 +104,7 @@ def main() -> None:
             r = run_pipeline(src, work / f"out{mb}", args.config)
             res[mb] = (gb, fl, r)
             print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB), I/O floor {fl:.1f} s "
-                  f"({r['wall'] / fl:.1f}x floor); peak RSS of the largest worker so far {r['rss_mb']:,.0f} MB", flush=True)
+                  f"({r['wall'] / fl:.1f}x floor); peak RSS of the largest worker {r['rss_mb']:,.0f} MB", flush=True)
             shutil.rmtree(work / f"out{mb}")
         a, b = args.mb
         print(f"\n{'stage':<18}{'docs in ' + str(a):>14}{'docs in ' + str(b):>14}{'s/GB @' + str(a):>12}{'s/GB @' + str(b):>12}{'growth':>8}")

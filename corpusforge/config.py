@@ -81,7 +81,7 @@ class StorageConfig(_Strict):
 
 class LimitsConfig(_Strict):
     max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
-    batch_rows: int = Field(2048, ge=1)
+    batch_rows: int = Field(8192, ge=1)  # rows per Arrow batch: per-batch costs (regex compiles, kernel calls) amortize; batch_bytes still bounds it
     # RELIABILITY #30: one rule-list reason (a lexicon term, an ad list) dropping more than this share of
     # one input part is almost certainly a bad rule: the run stops. null disables the guard.
     max_rule_drop_fraction: float | None = Field(0.5, gt=0, le=1)

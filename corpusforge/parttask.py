@@ -98,6 +98,7 @@ class _Task:
     prev: dict | None = None  # the previous phase's marker of this part
     decisions: "_Decided | None" = None
     reader: object = None
+    carried: list = field(default_factory=list)  # earlier phases' rejects files, listed on until the last phase copies them
 
     @property
     def name(self) -> str:
@@ -132,16 +133,19 @@ def run_part(task: tuple[int, Job]) -> dict:
 
 
 def _open_input(t: _Task):
-    """The task's batches: the input part (phase 0), or the previous phase's staged part, whose rejects go
-    straight to this task's rejects and whose global-stage decisions are loaded."""
+    """The task's batches: the input part (phase 0), or the previous phase's staged part, whose global-stage
+    decisions are loaded. Earlier phases' rejects are copied into the part's rejects file once, by the last
+    phase (each phase before it lists them on in its marker): rows are rewritten once, not once per phase."""
     if t.k == 0:
         batches, t.reader = read_part(t.job.part, t.job.read)
         return batches
     out, prev_dir = t.plan.out, staged_dir(t.plan.out, t.k - 1)
     t.prev = store.read_json(fs.join(prev_dir, f"{t.name}.json"))
-    for p in t.prev["files"]:
-        if p["kind"] == "rejects":
-            t.sinks["rejects"].write(pq.read_table(store.source(fs.join(out, p["path"]))))
+    earlier = [p for p in t.prev["files"] if p["kind"] == "rejects"]
+    if not t.ph.last:
+        t.carried = earlier
+    for p in earlier if t.ph.last else ():
+        t.sinks["rejects"].write(pq.read_table(store.source(fs.join(out, p["path"]))))
     t.decisions, fixes = _load_decisions(out, t.k, t.job.part.index)
     if fixes:
         t.counts.setdefault(t.ph.global_stage.name, ledger.new_counts())["fixes"] = Counter(fixes)
@@ -216,7 +220,7 @@ def _quarantine(t: _Task, q_prev: list) -> None:
 
 def _commit(t: _Task, all_counts: dict, hints: list) -> dict:
     """Every file under its final name, then the marker listing them (a part exists once its marker does)."""
-    out, files = t.plan.out, []
+    out, files = t.plan.out, list(t.carried)
     for kind, s in t.sinks.items():
         if kind == "kept" or s.rows:
             s.commit()

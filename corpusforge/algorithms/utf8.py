@@ -8,7 +8,8 @@ import numpy as np
 
 
 def arrow_utf8(arr):
-    """(UTF-8 bytes, int64 offsets) of an Arrow string array or a list of str (nulls read as empty strings)."""
+    """(UTF-8 bytes, int64 offsets) of an Arrow string array or a list of str (nulls read as empty strings).
+    The bytes are Arrow's own buffer (no copy); only 32-bit offsets are widened."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -16,13 +17,26 @@ def arrow_utf8(arr):
         arr = pa.array(arr, pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.string())
-    arr = pc.fill_null(arr, "").cast(pa.large_string())
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    if arr.type not in (pa.string(), pa.large_string()):
+        arr = arr.cast(pa.large_string())
     n = len(arr)
     if not n:
         return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    offs = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset: arr.offset + n + 1]
+    offs = np.frombuffer(arr.buffers()[1], np.int32 if arr.type == pa.string() else np.int64)[arr.offset: arr.offset + n + 1]
     data = arr.buffers()[2]
-    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs.astype(np.int64, copy=False)
+
+
+def string_array(data: np.ndarray, offs: np.ndarray, valid=None):
+    """An Arrow string array over kernel output (bytes, int64 offsets from 0): 32-bit offsets, no copy of
+    the bytes (a batch over 2 GiB of text fails as Arrow's string type must)."""
+    import pyarrow as pa
+
+    if offs[-1] >= 2**31:
+        return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data), valid).cast(pa.string())
+    return pa.StringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(data), valid)
 
 
 def every_code_point():
@@ -94,22 +108,33 @@ def next_cp(u8, i):
     return ((c & 0x07) << 18) | ((u8[i + 1] & 0x3F) << 12) | ((u8[i + 2] & 0x3F) << 6) | (u8[i + 3] & 0x3F), i + 4
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _width(lead):
+    return 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
 @numba.njit(cache=True, nogil=True)
 def _diffs(a8, aoff, b8, boff):
-    """Per row: code points that differ position by position, or -1 where the lengths differ."""
+    """Per row: code points that differ position by position, or -1 where the lengths differ. Equal bytes
+    are stepped over one by one without decoding; at a differing byte both sides back up to the start of
+    its character (the bytes before it in that character are equal, so it starts at the same place in
+    both) and step over one character each."""
     nd = aoff.shape[0] - 1
     out = np.zeros(nd, np.int64)
     for d in range(nd):
         i, j, ie, je = aoff[d], boff[d], aoff[d + 1], boff[d + 1]
         k = 0
         while i < ie and j < je:
-            if a8[i] == b8[j] and a8[i] < 0x80:  # the common ASCII case
+            if a8[i] == b8[j]:
                 i += 1
                 j += 1
                 continue
-            x, i = next_cp(a8, i)
-            y, j = next_cp(b8, j)
-            k += x != y
+            while a8[i] & 0xC0 == 0x80:  # a continuation byte: back to its character's lead byte
+                i -= 1
+                j -= 1
+            k += 1
+            i += _width(a8[i])
+            j += _width(b8[j])
         out[d] = k if (i == ie and j == je) else -1
     return out
 

@@ -31,7 +31,7 @@ class ReadOptions:
     source_field: str | None = None
     source: str = "default"
     encoding: str = "utf-8"  # any Python codec, or "auto" (utf-8 / gb18030 / big5, validated)
-    batch_rows: int = 2048
+    batch_rows: int = 8192
     batch_bytes: int = 16 << 20
     max_record_bytes: int = 64 << 20
     max_decompressed_bytes: int = 64 << 30

@@ -118,7 +118,7 @@ class Clean(MapStage):
         if self._table is None or texts.null_count:
             return self.clean_reference(texts)
         from corpusforge.algorithms import clean_scan as k
-        from corpusforge.algorithms.utf8 import arrow_utf8
+        from corpusforge.algorithms.utf8 import arrow_utf8, string_array
 
         n = len(texts)
         t = _array(*k.linebreaks(*arrow_utf8(texts)))
@@ -138,8 +138,8 @@ class Clean(MapStage):
                     vals[i] = re.sub("\n{3,}", "\n\n", vals[i])
                 t = pa.array(vals, pa.large_string())
             else:
-                t = _array(data, offs)
-        return t.cast(pa.string()), {"entities": ent, "rule_hits": hits, "dup_paragraphs": dups}
+                t = string_array(data, offs)
+        return t if t.type == pa.string() else t.cast(pa.string()), {"entities": ent, "rule_hits": hits, "dup_paragraphs": dups}
 
     def _apply_rules(self, t: pa.Array) -> tuple[pa.Array, np.ndarray]:
         """The rules in order, each rewriting only the rows it matches (the same text as rewriting all:

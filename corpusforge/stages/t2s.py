@@ -127,8 +127,7 @@ class T2S(MapStage):
         valid = texts.buffers()[0] if texts.null_count else None
         if valid is not None and texts.offset:
             valid = pc.is_valid(texts).buffers()[1]
-        arr = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(np.concatenate(data) if data else b""), valid)
-        return arr.cast(pa.string())
+        return utf8.string_array(np.concatenate(data) if data else np.zeros(0, np.uint8), offsets, valid)
 
     @staticmethod
     def changed_reference(olds: list, news: list) -> np.ndarray:
