@@ -159,6 +159,16 @@ class CharLM:
                 v[at, 2] = a[f"h{o + 1}_types"].astype(np.float64).view(np.uint64)
             keys.append(k)
             vals.append(v)
+        # Suffix closure: every gram's last o - 1 ids get a row of order o - 1 (all zeros where the model
+        # has none: read exactly as a missing row). Then a gram missing at one order is missing at every
+        # higher one, and the kernel stops looking up at the first miss (pruning breaks closure otherwise).
+        for o in range(N - 1, 0, -1):
+            sfx = np.setdiff1d(keys[o] & np.uint64((1 << (self.bits * o)) - 1), keys[o - 1])
+            if len(sfx):
+                k = np.concatenate([keys[o - 1], sfx])
+                order_ = np.argsort(k, kind="stable")
+                keys[o - 1] = k[order_]
+                vals[o - 1] = np.concatenate([vals[o - 1], np.zeros((len(sfx), 3), np.uint64)])[order_]
         tab, start, mask = hash_table(np.concatenate(keys), np.concatenate(vals),
                                       np.cumsum([0] + [len(k) for k in keys]).astype(np.int64))
         empty = np.flatnonzero(a["h1_keys"] == 0)  # the order-1 context: no characters at all

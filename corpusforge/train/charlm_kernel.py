@@ -66,7 +66,8 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, tab, tabf, start,
     """P(id_i | the order-1 ids before it) at every predicted position of every document (the first
     max_chars characters, then the boundary), documents back to back; and the positions per document.
     tab rows per order o: (key, occupied, count of the o-gram, total and types (float64 bits, tabf views
-    them) of it as the context of order o + 1); the order-1 context is (total1, types1)."""
+    them) of it as the context of order o + 1); the order-1 context is (total1, types1). The tables must be
+    suffix-closed (CharLM._pack_tables): lookups stop at the first order that misses."""
     nd = offs.shape[0] - 1
     lengths = np.empty(nd, np.int64)
     for d in range(nd):
@@ -94,10 +95,12 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, tab, tabf, start,
             x = np.uint64(idmap[cp[n]]) if n < lengths[d] - 1 else np.uint64(0)
             pr = p0
             key = x
+            r = 0
             for o in range(order):  # order o + 1: the gram of the last o + 1 ids; its context, the last o before x
                 if o > 0:
                     key = key | (hist[o - 1] << (shift * np.uint64(o)))
-                r = _find(tab, start, mask, o, key)
+                if r >= 0:  # a miss at a lower order is a miss at every higher one (the tables are suffix-closed)
+                    r = _find(tab, start, mask, o, key)
                 rows[o] = r
                 cnt = np.float64(tab[r, 2]) if r >= 0 else 0.0
                 if o == 0:
