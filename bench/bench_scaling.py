@@ -6,8 +6,9 @@ with seeded character substitutions — 12 % of characters for most copies (dist
 exact and near-dup dedup keep them), 2 % for every 20th copy (a near-duplicate dedup must remove) —
 so every stage sees realistic, non-identical input at any size. Stage seconds come from the run's
 run_info.json (summed over workers); the floor is pyarrow read_json → write_parquet of the same file.
-Prints seconds per GB per stage at both sizes and the growth of the whole pipeline's cost per GB.
-Usage: python bench/bench_scaling.py [--mb 25 100]"""
+Prints seconds per GB per stage at both sizes (of the median run) and the growth of the whole pipeline's
+cost per GB; the last line is the median pipeline time over the median floor at the larger size.
+Usage: python bench/bench_scaling.py [--mb 25 100] [--repeat 3]"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import json
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,8 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=REPO / "corpusforge/data/pangu.yaml",
                     help="the pipeline whose stages run (default pangu.yaml; pangu_plus.yaml adds dedup_lines, "
                          "decontaminate and pii, and prints dedup_lines' cost against dedup_exact's)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per size (pipeline and floor in turns); medians are "
+                    "reported (this machine's noise is about ±15 %% per run)")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run of this config
     args = ap.parse_args()
     if args.one:
@@ -100,12 +104,19 @@ def main() -> None:
             src = work / f"c{mb}.jsonl"
             docs = build(src, mb)
             gb = src.stat().st_size / 2**30
-            fl = floor(src, work / f"floor{mb}.parquet")
-            r = run_pipeline(src, work / f"out{mb}", args.config)
+            runs = []
+            for _ in range(args.repeat):  # floor and pipeline take turns: both see the same load
+                fl = floor(src, work / f"floor{mb}.parquet")
+                runs.append((fl, run_pipeline(src, work / f"out{mb}", args.config)))
+                shutil.rmtree(work / f"out{mb}")
+            fl = statistics.median(f for f, _ in runs)
+            r = sorted((r for _, r in runs), key=lambda r: r["wall"])[len(runs) // 2]  # the median run, stages and all
+            r["rss_mb"] = max(r_["rss_mb"] for _, r_ in runs)
             res[mb] = (gb, fl, r)
-            print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB), I/O floor {fl:.1f} s "
-                  f"({r['wall'] / fl:.1f}x floor); peak RSS of the largest worker {r['rss_mb']:,.0f} MB", flush=True)
-            shutil.rmtree(work / f"out{mb}")
+            walls, floors = ", ".join(f"{r_['wall']:.1f}" for _, r_ in runs), ", ".join(f"{f:.2f}" for f, _ in runs)
+            print(f"{mb} MB, {docs} docs: pipeline {r['wall']:.1f} s wall ({r['wall'] / gb:,.0f} s/GB; runs {walls}), I/O floor "
+                  f"{fl:.2f} s (runs {floors}): {r['wall'] / fl:.1f}x the floor; peak RSS of the largest worker "
+                  f"{r['rss_mb']:,.0f} MB", flush=True)
         a, b = args.mb
         print(f"\n{'stage':<18}{'docs in ' + str(a):>14}{'docs in ' + str(b):>14}{'s/GB @' + str(a):>12}{'s/GB @' + str(b):>12}{'growth':>8}")
         for st in res[a][2]["stages"]:

@@ -152,12 +152,49 @@ def crc_update(reg, c, table, buf):
     return reg
 
 @numba.njit(cache=True, nogil=True)
+def _sort_unique(a, s, e, tmp, count, passes):
+    """a[s:e] (values >= 0, < 256 ** passes) sorted ascending without repeats, in place; its new end. LSD
+    radix sort by bytes: a document's ~1k indices sort several times faster than by comparisons."""
+    n = e - s
+    if n < 64:
+        a[s:e] = np.sort(a[s:e])
+    else:
+        src, dst = a[s:e], tmp[:n]
+        for p in range(passes):
+            shift = 8 * p
+            count[:] = 0
+            for i in range(n):
+                count[((src[i] >> shift) & 0xFF) + 1] += 1
+            for b in range(256):
+                count[b + 1] += count[b]
+            for i in range(n):
+                v = src[i]
+                byte = (v >> shift) & 0xFF
+                dst[count[byte]] = v
+                count[byte] += 1
+            src, dst = dst, src
+        if passes % 2:
+            a[s:e] = src
+    m = s
+    for i in range(s, e):
+        if i == s or a[i] != a[m - 1]:
+            a[m] = a[i]
+            m += 1
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
 def _hashed(cps, uoff, doc_u, dim, table):
     """zlib.crc32 of each unit's and each adjacent pair's UTF-8, mod dim, sorted unique per document."""
     nd = doc_u.shape[0] - 1
     ptr = np.zeros(nd + 1, np.int64)
     ind = np.empty(2 * (doc_u[nd] - doc_u[0]), np.int64)
     buf = np.empty(4, np.uint8)
+    tmp = np.empty(ind.shape[0], np.int64)
+    count = np.zeros(257, np.int64)
+    passes = 1
+    while dim > 256 ** passes:
+        passes += 1
     k = 0
     for d in range(nd):
         a, b = doc_u[d], doc_u[d + 1]
@@ -177,13 +214,7 @@ def _hashed(cps, uoff, doc_u, dim, table):
                 k += 1
             prev = reg
         if k > start:
-            s = np.sort(ind[start:k])
-            m = start
-            for i in range(s.shape[0]):
-                if i == 0 or s[i] != s[i - 1]:
-                    ind[m] = s[i]
-                    m += 1
-            k = m
+            k = _sort_unique(ind, start, k, tmp, count, passes)
         ptr[d + 1] = k
     return ptr, ind[:k].copy()
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpusforge.io import fs, store
@@ -278,7 +279,11 @@ class LocalPrimitives(Primitives):
         p = fs.join(d, "part-00000.parquet")
         s = SpillSink(p, out_schema)
         if small.num_rows:
+            # only the big side's rows whose first key the small side holds reach the join (the same inner join:
+            # a row without such a key matches nothing), so a few edges joined to every text copy a few texts
+            keys = pc.unique(small.column(on[0]))
             for t in self._chunks(big):
+                t = t.filter(pc.is_in(t.column(on[0]), value_set=keys))
                 j = small.join(t, keys=on, join_type="inner", use_threads=False) if left_small else \
                     t.join(small, keys=on, join_type="inner", use_threads=False)
                 s.write(j.select(out_schema.names).cast(out_schema))

@@ -67,6 +67,17 @@ def test_units_hashes_and_lines_equal_the_reference_on_real_text(shared_data, ma
     assert K.fasttext_lines(u) == [ref.fasttext_line(t, max_units) + "\n" for t in texts]
 
 
+@pytest.mark.parametrize("dim", [1, 255, 257, 65537, 2**32 - 5])
+def test_hashed_indices_sort_as_the_reference_at_any_dimension(shared_data, dim):
+    """The per-document radix sort (1–4 byte passes, short documents by np.sort) orders and dedups indices
+    exactly as the reference's np.unique."""
+    texts = shared_texts(shared_data)[:300] + ["", "a", "一二"]
+    fast = K.hashed_matrix(K.batch_units(pa.array(texts)), dim)
+    slow = ref.hashed_matrix_reference(texts, dim, ref.MAX_UNITS)
+    for a, b in zip(fast, slow):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("interacting", [True, False])
 def test_units_equal_the_reference_on_adversarial_text(interacting):
     texts = adversarial(interacting=interacting)
