@@ -112,52 +112,50 @@ def per_char(u8, offs, table):
 
 @numba.njit(cache=True, nogil=True)
 def collapse(u8, offs, ideographic):
-    """basic.collapse_spaces: runs of space/tab/NBSP (and U+3000 unless kept) → one space; ' ?\\n ?' → \\n;
-    \\n{3,} → \\n\\n; ' ' and \\n trimmed at both ends. One reference step after the other, per document."""
+    """basic.collapse_spaces in one pass per document: its four steps (space runs → ' '; ' ?\\n ?' → \\n;
+    \\n{3,} → \\n\\n; ' ' and \\n trimmed) leave no space next to a line break, at most two line breaks
+    in a row and neither at the ends, so a run of spaces and line breaks between two other characters
+    becomes \\n\\n, \\n, ' ' or nothing. Bytewise: NBSP is C2 A0 and U+3000 E3 80 80, and a lead byte never
+    follows inside a character."""
     out = np.empty(u8.shape[0], np.uint8)
-    a = np.empty(1024, np.uint8)
-    b = np.empty(1024, np.uint8)
     oo = np.zeros(offs.shape[0], np.int64)
     k = 0
     for d in range(offs.shape[0] - 1):
         i, e = offs[d], offs[d + 1]
-        if a.shape[0] < e - i:
-            a = np.empty(e - i, np.uint8)
-            b = np.empty(e - i, np.uint8)
-        n = 0
-        run = False
-        while i < e:  # 1: space runs
-            c, j = next_cp(u8, i)
-            if c == 0x20 or c == 0x09 or c == 0xA0 or (c == 0x3000 and ideographic):
-                if not run:
-                    a[n] = 0x20
-                    n += 1
-                run = True
-            else:
-                run = False
-                for q in range(i, j):
-                    a[n] = u8[q]
-                    n += 1
-            i = j
-        m = 0
-        i = 0
-        while i < n:  # 2: ' ?\n ?' → '\n' (no two spaces are adjacent any more)
-            if a[i] == 0x20 and i + 1 < n and a[i + 1] == 0x0A:
+        started = False
+        space = False
+        nl = 0
+        while i < e:
+            x = u8[i]
+            w = 1 if x == 0x20 or x == 0x09 else 0
+            if x == 0xC2 and i + 1 < e and u8[i + 1] == 0xA0:
+                w = 2
+            elif x == 0xE3 and ideographic and i + 2 < e and u8[i + 1] == 0x80 and u8[i + 2] == 0x80:
+                w = 3
+            if w:
+                space = True
+                i += w
+                continue
+            if x == 0x0A:
+                nl += 1
                 i += 1
                 continue
-            b[m] = a[i]
-            m += 1
-            if a[i] == 0x0A and i + 1 < n and a[i + 1] == 0x20:
-                i += 1
+            if started:
+                if nl:
+                    out[k] = 0x0A
+                    k += 1
+                    if nl >= 2:
+                        out[k] = 0x0A
+                        k += 1
+                elif space:
+                    out[k] = 0x20
+                    k += 1
+            started = True
+            space = False
+            nl = 0
+            out[k] = x
+            k += 1
             i += 1
-        n = _squeeze_newlines(b, m, a, 0)  # 3
-        s, t = 0, n  # 4: trim ' ' and '\n'
-        while s < t and (a[s] == 0x20 or a[s] == 0x0A):
-            s += 1
-        while t > s and (a[t - 1] == 0x20 or a[t - 1] == 0x0A):
-            t -= 1
-        out[k:k + t - s] = a[s:t]
-        k += t - s
         oo[d + 1] = k
     return out[:k], oo
 
@@ -176,9 +174,30 @@ def dedup_paragraphs(u8, offs, min_chars, space):
     cp = np.empty(1024, np.uint32)
     bstart = np.empty(1024, np.int64)  # byte offset of each code point, and one past the end
     tmp = np.empty(1024, np.uint8)
+    # hash → (start, end) of a line's first copy: open addressing, reused across documents
+    hkey = np.zeros(64, np.uint64)
+    hpos = np.zeros((64, 2), np.int64)
+    used = np.zeros(64, np.bool_)
     k = 0
     for d in range(nd):
         e8 = offs[d + 1]
+        lines = 1
+        for i in range(offs[d], e8):
+            lines += u8[i] == 0x0A
+        if lines < 2:  # one line: nothing repeats
+            out[k:k + e8 - offs[d]] = u8[offs[d]:e8]
+            k += e8 - offs[d]
+            oo[d + 1] = k
+            continue
+        cap = 64
+        while cap < 2 * lines:
+            cap *= 2
+        if hkey.shape[0] < cap:
+            hkey = np.zeros(cap, np.uint64)
+            hpos = np.zeros((cap, 2), np.int64)
+            used = np.zeros(cap, np.bool_)
+        used[:cap] = False
+        mask = np.uint64(cap - 1)
         if cp.shape[0] < e8 - offs[d] + 1:
             cp = np.empty(e8 - offs[d] + 1, np.uint32)
             bstart = np.empty(e8 - offs[d] + 1, np.int64)
@@ -190,9 +209,6 @@ def dedup_paragraphs(u8, offs, min_chars, space):
             cp[n], i = next_cp(u8, i)
             n += 1
         bstart[n] = e8
-        seen = dict()
-        seen[np.uint64(0)] = (np.int64(0), np.int64(0))  # typed: hash → (start, end) of the first copy
-        del seen[np.uint64(0)]
         m = 0
         first = True
         start = 0
@@ -204,8 +220,11 @@ def dedup_paragraphs(u8, offs, min_chars, space):
             drop = False
             if t - s >= min_chars:
                 h = cp_hash(cp, s, t)
-                if h in seen:
-                    ps, pe = seen[h]
+                slot = h & mask
+                while used[slot] and hkey[slot] != h:
+                    slot = (slot + np.uint64(1)) & mask
+                if used[slot]:
+                    ps, pe = hpos[slot, 0], hpos[slot, 1]
                     same = pe - ps == t - s
                     if same:
                         for q in range(t - s):
@@ -217,7 +236,10 @@ def dedup_paragraphs(u8, offs, min_chars, space):
                     else:
                         collide[d] = True
                 else:
-                    seen[h] = (s, t)
+                    used[slot] = True
+                    hkey[slot] = h
+                    hpos[slot, 0] = s
+                    hpos[slot, 1] = t
             if drop:
                 removed[d] += 1
             else:

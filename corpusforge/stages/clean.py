@@ -107,10 +107,9 @@ class Clean(MapStage):
         hit = pc.fill_null(pc.match_substring_regex(texts, regex), False).to_numpy(zero_copy_only=False)
         if not hit.any():
             return texts, hit.astype(np.int64)
-        vals = texts.to_pylist()
-        for i in np.flatnonzero(hit):
-            vals[i] = fn(vals[i])
-        return pa.array(vals, pa.string()), hit.astype(np.int64)
+        mask = pa.array(hit)  # only those rows become Python strings
+        new = pa.array([fn(v) for v in texts.filter(mask).to_pylist()], texts.type)
+        return pc.replace_with_mask(texts, mask, new), hit.astype(np.int64)
 
     def clean(self, texts: pa.Array) -> tuple[pa.Array, dict[str, np.ndarray]]:
         """clean_reference's text and counts, with the character and line steps compiled

@@ -228,3 +228,20 @@ def test_skeleton_and_words_equal_arrow(shared_data):
     texts = pa.array(messy_pages(shared_data) + adversarial(100) + ["ÀÉÎ İ ǅ Ω ＡＢ", "bt365手机下载 TNT", ""], pa.string())
     assert skeleton_scan.skeleton(texts, SKELETON_DROP_RE).cast(pa.string()).equals(skeleton(texts))
     assert skeleton_scan.words(texts).cast(pa.string()).equals(wordmatch.words(texts))
+
+
+@pytest.mark.parametrize("keep_ideographic", [False, True])
+def test_collapse_equals_collapse_spaces_on_every_short_mix(keep_ideographic):
+    """The one-pass collapse against basic.collapse_spaces' four regex steps, on every string of up to 6
+    characters over spaces, line breaks and letters (137k strings)."""
+    import itertools
+
+    from corpusforge.algorithms import clean_scan
+    from corpusforge.algorithms.utf8 import arrow_utf8
+    from corpusforge.stages.basic import collapse_spaces
+
+    alphabet = ["a", " ", "\n", "\xa0", "\u3000", "\t", "中"]
+    texts = ["".join(p) for n in range(7) for p in itertools.product(alphabet, repeat=n)]
+    data, offs = clean_scan.collapse(*arrow_utf8(pa.array(texts)), not keep_ideographic)
+    got = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offs), pa.py_buffer(data)).to_pylist()
+    assert got == collapse_spaces(pa.array(texts), keep_ideographic).to_pylist()
