@@ -118,7 +118,11 @@ def run_part(task: tuple[int, Job]) -> dict:
     t = _Task(plan, _worker["phases"][k], k, job)
     t_part = time.perf_counter()
     kept_schema = plan.kept_schema if t.ph.last else t.ph.out_schema.append(pa.field(PART_COL, pa.int32()))
-    t.sinks = {"kept": ParquetSink(t.path("kept"), kept_schema), "rejects": ParquetSink(t.path("rejects"), REJECT_SCHEMA)}
+    # a staged part is read once by the next phase and deleted with the run's _global folder: uncompressed on
+    # local disk (zstd was ~0.6 s of CPU per 100 MB of input here), zstd where bytes cross a network
+    codec = "zstd" if t.ph.last or fs.is_remote(plan.out) else "none"
+    t.sinks = {"kept": ParquetSink(t.path("kept"), kept_schema, codec),
+               "rejects": ParquetSink(t.path("rejects"), REJECT_SCHEMA, codec)}
     try:
         _apply(t, _open_input(t))
         all_counts, hints, q_prev = _ledger(t)
@@ -179,7 +183,7 @@ def _apply(t: _Task, batches) -> None:
         # the reader discarded the part (truncated/corrupt file): so is everything derived from it
         for key, s in list(t.sinks.items()):
             s.abort()
-            t.sinks[key] = ParquetSink(s.final, s.schema)
+            t.sinks[key] = ParquetSink(s.final, s.schema, s.compression)
         t.counts, t.q_rows = {}, []
     lim = t.plan.config.limits
     check_rule_guard(t.ph.stages, t.counts, lim.max_rule_drop_fraction, lim.rule_guard_min_docs,
@@ -211,7 +215,7 @@ def _quarantine(t: _Task, q_prev: list) -> None:
     q_files = [p for p in (t.prev or {}).get("files", []) if p["kind"] == "quarantine"]
     if not (q_prev or t.q_rows or q_files):
         return
-    qs = t.sinks["quarantine"] = ParquetSink(t.path("quarantine"), QUARANTINE_SCHEMA)
+    qs = t.sinks["quarantine"] = ParquetSink(t.path("quarantine"), QUARANTINE_SCHEMA, t.sinks["kept"].compression)
     for p in q_files:
         qs.write(pq.read_table(store.source(fs.join(t.plan.out, p["path"]))))
     if q_prev or t.q_rows:

@@ -25,15 +25,23 @@ def output_schemas(stages: list[Stage], schema: pa.Schema) -> list[pa.Schema]:
     return out
 
 
-def _numeric_scores(batch: pa.RecordBatch, idx: np.ndarray) -> list[list[tuple[str, float]]]:
-    cols = [(n, batch.column(n).take(pa.array(idx)).to_pylist()) for n in batch.schema.names
-            if "__" in n and (pa.types.is_integer(batch.schema.field(n).type) or pa.types.is_floating(batch.schema.field(n).type))]
-    rows = [[] for _ in range(len(idx))]
-    for n, vals in cols:
-        for r, v in zip(rows, vals):
-            if v is not None:
-                r.append((n, float(v)))
-    return rows
+def _numeric_scores(batch: pa.RecordBatch, idx: np.ndarray) -> pa.MapArray:
+    """Per row of idx, (score column, value) for every non-null numeric score column, in schema order, as
+    float64 (an integer converts as Python's float() does: to the nearest double)."""
+    take = pa.array(idx, pa.int64())
+    names = [n for n in batch.schema.names
+             if "__" in n and (pa.types.is_integer(batch.schema.field(n).type) or pa.types.is_floating(batch.schema.field(n).type))]
+    typ = REJECT_SCHEMA.field("scores").type
+    if not names:
+        return pa.MapArray.from_arrays(np.zeros(len(idx) + 1, np.int32), pa.array([], pa.string()), pa.array([], pa.float64()), type=typ)
+    cols = [batch.column(n).take(take) for n in names]
+    vals = np.column_stack([c.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False) for c in cols])
+    valid = np.column_stack([np.asarray(c.is_valid()) for c in cols])
+    row, col = np.nonzero(valid)  # row-major: each row's columns in schema order
+    offsets = np.zeros(len(idx) + 1, np.int32)
+    np.cumsum(np.bincount(row, minlength=len(idx)), out=offsets[1:])
+    keys = pa.array(names, pa.string()).take(pa.array(col, pa.int64()))
+    return pa.MapArray.from_arrays(offsets, keys, pa.array(vals[row, col], pa.float64()), type=typ)
 
 
 def reject_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, reasons: list[str],
@@ -46,7 +54,7 @@ def reject_rows(batch: pa.RecordBatch, idx: np.ndarray, stage: str, reasons: lis
             "source": batch.column("source").take(take),
             "stage": pa.array([stage] * len(idx), pa.string()),
             "reason": pa.array(reasons, pa.string()),
-            "scores": pa.array(_numeric_scores(batch, idx), REJECT_SCHEMA.field("scores").type),
+            "scores": _numeric_scores(batch, idx),
             "duplicate_of": pa.array(duplicate_of or [None] * len(idx), pa.string()),
             "text_preview": pc.utf8_slice_codeunits(texts, 0, PREVIEW_CHARS),
             "meta": batch.column("meta").take(take),

@@ -78,10 +78,10 @@ def write_json(final: str, obj) -> None:
 class ParquetSink:
     """Streams batches into a temp Parquet file; commit() makes it visible under its final name."""
 
-    def __init__(self, final: str, schema: pa.Schema):
-        self.final, self.schema, self.tmp = final, schema, tmp_path(final)
+    def __init__(self, final: str, schema: pa.Schema, compression: str = "zstd"):
+        self.final, self.schema, self.tmp, self.compression = final, schema, tmp_path(final), compression
         self.rows, self.sha256 = 0, None
-        self._w = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self._w = pq.ParquetWriter(self.tmp, schema, compression=compression)
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows:
