@@ -43,6 +43,29 @@ def _text_forms():
     return (lambda t: k.skeleton(t, SKELETON_DROP_RE)), k.words
 
 
+_SEP = np.frombuffer(b"\n", np.uint8)  # in no skeleton and no word form: no match spans two documents
+
+
+def _find(automaton, arr: pa.Array):
+    """(pattern, end byte, row, buffer) of every match in the rows of arr, searched as one buffer of the rows
+    joined by _SEP: the leftmost-longest matches of each row alone, since none can contain _SEP."""
+    from corpusforge.algorithms.utf8 import arrow_utf8, join
+
+    u8, offs = arrow_utf8(arr)
+    n = len(offs) - 1
+    if not n:
+        return
+    buf = join(u8, offs, 0, n, _SEP)
+    starts = offs[:-1] - offs[0] + np.arange(n)  # each row's first byte in buf
+    found = automaton.find_matches_as_indexes(buf)
+    if not found:
+        return
+    m = np.asarray(found, np.int64)
+    rows = np.searchsorted(starts, m[:, 1], side="right") - 1
+    for (p, _, end), d in zip(m.tolist(), rows.tolist()):
+        yield p, end, d, buf
+
+
 class WordMatcher:
     def __init__(self, lists: dict[str, list[Term]], allow: list[Term] = (), variants: bool = True):
         convs = []
@@ -77,10 +100,12 @@ class WordMatcher:
                 main.setdefault(form, _ALLOW)
         self.patterns_list = list(main)
         self._main_vals = list(main.values())
-        self._ascii_vals = list(ascii_words.values())
+        self.ascii_list, self._ascii_vals = list(ascii_words), list(ascii_words.values())
         kind = acrs.MatchKind.LeftmostLongest
-        self.automaton = acrs.AhoCorasick(list(main), matchkind=kind) if main else None
-        self.ascii = acrs.AhoCorasick(list(ascii_words), matchkind=kind) if ascii_words else None
+        # over UTF-8 bytes, a whole batch per call (_find): a pattern's first byte is a lead byte, so its
+        # matches start and end on character boundaries, as over str
+        self.automaton = acrs.BytesAhoCorasick([p.encode("utf-8") for p in main], matchkind=kind) if main else None
+        self.ascii = acrs.BytesAhoCorasick([p.encode("utf-8") for p in ascii_words], matchkind=kind) if ascii_words else None
         self.patterns = len(main) + len(ascii_words)
         self._forms = _text_forms()
 
@@ -91,26 +116,30 @@ class WordMatcher:
         hits = np.zeros(n, np.int64)
         masks = [0] * n
         if self.automaton is not None:
-            find, vals = self.automaton.find_matches_as_indexes, self._main_vals
-            for i, s in enumerate(skeleton(texts).to_pylist()):
-                if s:
-                    h = m = 0
-                    for p, _start, _end in find(s):
-                        ci = vals[p]
-                        if ci != _ALLOW:
-                            h += 1
-                            m |= 1 << ci
-                    hits[i], masks[i] = h, m
+            vals = self._main_vals
+            for p, _end, d, _buf in _find(self.automaton, skeleton(texts)):
+                ci = vals[p]
+                if ci != _ALLOW:
+                    hits[d] += 1
+                    masks[d] |= 1 << ci
         if self.ascii is not None:
             # texts are " words ... " (a space at both ends); a term " tnt" needs a space after it too
-            find, vals = self.ascii.find_matches_as_indexes, self._ascii_vals
-            for i, s in enumerate(words(texts).to_pylist()):
-                if s:
-                    for p, _start, end in find(s):
-                        if s[end] == " ":
-                            hits[i] += 1
-                            masks[i] |= 1 << vals[p]
+            vals = self._ascii_vals
+            for p, end, d, buf in _find(self.ascii, words(texts)):
+                if buf[end] == 0x20:
+                    hits[d] += 1
+                    masks[d] |= 1 << vals[p]
         return hits, masks
+
+    def matches(self, s: str, ascii: bool = False) -> list[tuple[int, int, int]]:
+        """(pattern, start, end) in characters of one str, for the report's highlighting."""
+        b = s.encode("utf-8")
+        found = (self.ascii if ascii else self.automaton).find_matches_as_indexes(b)
+        if not found:
+            return []
+        chars_before = np.zeros(len(b) + 1, np.int64)  # byte offset → characters before it
+        np.cumsum((np.frombuffer(b, np.uint8) & 0xC0) != 0x80, out=chars_before[1:])
+        return [(p, int(chars_before[a]), int(chars_before[e])) for p, a, e in found]
 
     def names(self, mask: int) -> str:
         return ",".join(c for i, c in enumerate(self.categories) if mask >> i & 1)

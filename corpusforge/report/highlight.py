@@ -57,11 +57,11 @@ class Highlighter:
         found = []
         for kind, m in self.matchers:
             if m.automaton is not None and sk:
-                for p, s, e in m.automaton.find_matches_as_indexes(sk):
+                for p, s, e in m.matches(sk):
                     if m._main_vals[p] != _ALLOW:
                         found.append((back[s], back[e - 1] + 1, kind))
             if m.ascii is not None and wd:
-                for _p, s, e in m.ascii.find_matches_as_indexes(wd):
+                for _p, s, e in m.matches(wd, ascii=True):
                     idx = [wback[k] for k in range(s, e) if wback[k] >= 0]
                     if e < len(wd) and wd[e] == " " and idx:
                         found.append((idx[0], idx[-1] + 1, kind))

@@ -90,3 +90,30 @@ def test_one_char_term_or_missing_header_rejected(tmp_path):
     q.write_text("赌博\n", encoding="utf-8")
     with pytest.raises(CorpusforgeError, match="source and the licence"):
         mk(lists={"x": str(q)})
+
+
+def test_batch_matching_equals_one_document_at_a_time(shared_data):
+    """WordMatcher.count searches a whole batch as one buffer: the hits and categories of each row equal a
+    search of that row alone (str automata, as before), also where a term is split across two rows."""
+    import ahocorasick_rs as acrs
+
+    s = mk()
+    m = s._m
+    texts = [json.loads(x)["text"] for x in (shared_data / "spam/trec06c_email_sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    term = next(p for p, v in zip(m.patterns_list, m._main_vals) if v >= 0 and len(p) >= 2)
+    texts += [term[:1], term[1:] + "后", "", "tnt", " TNT ", "a" + term, term * 3]  # a term across rows, ASCII edges
+    hits, masks = m.count(pa.array(texts))
+    kind = acrs.MatchKind.LeftmostLongest
+    main = acrs.AhoCorasick(m.patterns_list, matchkind=kind)
+    ascii_ = acrs.AhoCorasick(m.ascii_list, matchkind=kind) if m.ascii_list else None
+    skeleton, words = m._forms
+    for i, (sk, wd) in enumerate(zip(skeleton(pa.array(texts)).to_pylist(), words(pa.array(texts)).to_pylist())):
+        h, mask = 0, 0
+        for p, _, _ in (main.find_matches_as_indexes(sk) if sk else []):
+            if m._main_vals[p] >= 0:
+                h, mask = h + 1, mask | 1 << m._main_vals[p]
+        for p, _, e in (ascii_.find_matches_as_indexes(wd) if ascii_ and wd else []):
+            if wd[e] == " ":
+                h, mask = h + 1, mask | 1 << m._ascii_vals[p]
+        assert (hits[i], masks[i]) == (h, mask), (i, texts[i][:60])
+    assert hits.sum() > 20 and hits[-1] == 3
