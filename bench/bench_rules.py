@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -149,6 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--peers", default=None)
+    ap.add_argument("--rounds", type=int, default=3, help="timed runs of each side, in turns (medians)")
     a = ap.parse_args()
     web, trad = corpus(a.mb), corpus(a.mb, trad=True)
     print(f"corpus: {mb(web):.1f} MB ({sum(b.num_rows for b in web)} docs) mixed web/prose/e-mail; "
@@ -159,11 +161,16 @@ def main() -> None:
         data = trad if name == "t2s" else web
         s = mk(name, **kw)
         ours(s, data[:1])  # warm-up
-        t_ours = timed(lambda: ours(s, data))
+        label, fn = peer.get(name, (None, None))
+        t_ours, t_peer = [], []
+        for _ in range(a.rounds):  # ours and the peer take turns: both see the same load; medians compared
+            t_ours.append(timed(lambda: ours(s, data)))
+            if fn is not None:
+                t_peer.append(timed(lambda: fn(data)))
+        t_ours = statistics.median(t_ours)
         line = [name, mb(data) / t_ours, sum(b.num_rows for b in data) / t_ours]
-        if name in peer:
-            label, fn = peer[name]
-            t_peer = timed(lambda: fn(data))
+        if fn is not None:
+            t_peer = statistics.median(t_peer)
             line += [label, mb(data) / t_peer, t_peer / t_ours]
         rows.append(line)
         print(f"{name:16s} {line[1]:7.1f} MB/s {line[2]:8.0f} docs/s" +

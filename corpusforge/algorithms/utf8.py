@@ -1,5 +1,5 @@
 """UTF-8 straight from Arrow string buffers, for the compiled kernels: the buffers of an array, a decoder,
-and the per-document count of code points that differ between two arrays of equal-length strings."""
+and the per-document count of code points that differ between two runs of equal-length strings."""
 
 from __future__ import annotations
 
@@ -113,36 +113,35 @@ def _width(lead):
     return 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _diff(a8, i, ie, b8, j, je):
+    """Code points that differ position by position between a8[i:ie] and b8[j:je], or -1 where the lengths
+    differ. Equal bytes are stepped over one by one without decoding; at a differing byte both sides back
+    up to the start of its character (the bytes before it in that character are equal, so it starts at the
+    same place in both) and step over one character each."""
+    k = 0
+    while i < ie and j < je:
+        if a8[i] == b8[j]:
+            i += 1
+            j += 1
+            continue
+        while a8[i] & 0xC0 == 0x80:  # a continuation byte: back to its character's lead byte
+            i -= 1
+            j -= 1
+        k += 1
+        i += _width(a8[i])
+        j += _width(b8[j])
+    return k if (i == ie and j == je) else -1
+
+
 @numba.njit(cache=True, nogil=True)
-def _diffs(a8, aoff, b8, boff):
-    """Per row: code points that differ position by position, or -1 where the lengths differ. Equal bytes
-    are stepped over one by one without decoding; at a differing byte both sides back up to the start of
-    its character (the bytes before it in that character are equal, so it starts at the same place in
-    both) and step over one character each."""
+def diffs(a8, aoff, b8, boff):
+    """Per row: _diff of row d of (a8, aoff) and of (b8, boff)."""
     nd = aoff.shape[0] - 1
     out = np.zeros(nd, np.int64)
     for d in range(nd):
-        i, j, ie, je = aoff[d], boff[d], aoff[d + 1], boff[d + 1]
-        k = 0
-        while i < ie and j < je:
-            if a8[i] == b8[j]:
-                i += 1
-                j += 1
-                continue
-            while a8[i] & 0xC0 == 0x80:  # a continuation byte: back to its character's lead byte
-                i -= 1
-                j -= 1
-            k += 1
-            i += _width(a8[i])
-            j += _width(b8[j])
-        out[d] = k if (i == ie and j == je) else -1
+        out[d] = _diff(a8, aoff[d], aoff[d + 1], b8, boff[d], boff[d + 1])
     return out
-
-
-def positional_diffs(a, b) -> np.ndarray:
-    """For two Arrow string arrays of the same length: per row the code points that differ position by
-    position, -1 where the two strings differ in length."""
-    return _diffs(*arrow_utf8(a), *arrow_utf8(b))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -161,27 +160,42 @@ def join(u8, offs, d0, d1, sep):
 
 
 @numba.njit(cache=True, nogil=True)
-def split(buf, sep, parts):
-    """buf without its occurrences of `sep`, and the offsets of the pieces between them; (None-like) empty
-    offsets when there are not exactly parts - 1 of them."""
+def split(buf, sep, parts, a8, aoff):
+    """buf without its occurrences of `sep`, the offsets of the pieces between them, and per piece its _diff
+    against row p of (a8, aoff), counted as the piece is copied (its bytes still in cache); (None-like) empty
+    offsets when there are not exactly parts - 1 separators."""
     out = np.empty(buf.shape[0], np.uint8)
     offs = np.zeros(parts + 1, np.int64)
-    m = sep.shape[0]
+    changed = np.zeros(parts, np.int64)
+    n, m, s0 = buf.shape[0], sep.shape[0], sep[0]
     k = 0
     p = 0
+    seg = 0  # start of the piece being scanned; pieces are copied whole
     i = 0
-    while i < buf.shape[0]:
-        if i + m <= buf.shape[0] and buf[i] == sep[0] and np.all(buf[i:i + m] == sep):
-            p += 1
-            if p >= parts:
-                return out[:0], offs[:0]
-            offs[p] = k
-            i += m
+    while i < n:
+        if buf[i] != s0:
+            i += 1
             continue
-        out[k] = buf[i]
-        k += 1
-        i += 1
+        same = i + m <= n
+        for q in range(1, m):
+            if same and buf[i + q] != sep[q]:
+                same = False
+        if not same:
+            i += 1
+            continue
+        if p + 1 >= parts:
+            return out[:0], offs[:0], changed
+        out[k:k + i - seg] = buf[seg:i]
+        changed[p] = _diff(a8, aoff[p], aoff[p + 1], out, k, k + i - seg)
+        k += i - seg
+        p += 1
+        offs[p] = k
+        i += m
+        seg = i
     if p != parts - 1:
-        return out[:0], offs[:0]
+        return out[:0], offs[:0], changed
+    out[k:k + n - seg] = buf[seg:n]
+    changed[p] = _diff(a8, aoff[p], aoff[p + 1], out, k, k + n - seg)
+    k += n - seg
     offs[parts] = k
-    return out[:k], offs
+    return out[:k], offs, changed

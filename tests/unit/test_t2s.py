@@ -80,3 +80,18 @@ def test_batched_conversion_equals_one_call_per_document(shared_data, config):
     cc = opencc.OpenCC(f"{config}.json")
     assert out.to_pylist() == [None if d is None else cc.convert(d) for d in docs]
     assert changed.sum() > 1000 and changed[-3] == 0
+
+
+def test_c_api_path_equals_the_binding_and_nul_text_takes_the_binding(shared_data):
+    """t2s calls OpenCC's C API (UTF-8 both ways); a chunk holding a NUL byte goes through the binding (the C
+    call's output is NUL-terminated). Both give the binding's own per-document conversion."""
+    from corpusforge.stages.t2s import T2S
+
+    st = T2S(T2S.Params())
+    st.setup()
+    assert st._c is not None
+    rows = [json.loads(x)["zh_tw"] for x in (shared_data / "tradsimp/debian_reference_zhcn_zhtw_paragraphs.jsonl").read_text(encoding="utf-8").splitlines()]
+    for texts in (rows[:200], rows[:5] + ["含\x00空字元的繁體文字"] + rows[5:10]):
+        out, _ = st.convert(pa.array(texts))
+        assert out.to_pylist() == [st._cc.convert(t) for t in texts]
+    assert st._c(rows[0].encode()) == st._cc.convert(rows[0]).encode()
