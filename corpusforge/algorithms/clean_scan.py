@@ -93,21 +93,27 @@ def linebreaks(u8, offs):
 
 
 @numba.njit(cache=True, nogil=True)
-def per_char(u8, offs, table):
-    """Drops or folds each code point by the table."""
+def per_char(u8, offs, table, first):
+    """Drops or folds each code point by the table; and per document the OR of `first` (regex_first's
+    per-code-point rule bits) over the characters it keeps."""
     out = np.empty(u8.shape[0], np.uint8)
     oo = np.zeros(offs.shape[0], np.int64)
+    bits = np.zeros(offs.shape[0] - 1, np.uint32)
     k = 0
     for d in range(offs.shape[0] - 1):
         i, e = offs[d], offs[d + 1]
+        m = np.uint32(0)
         while i < e:
             c, i = next_cp(u8, i)
             t = table[c]
             if t == DROP:
                 continue
-            k = put(c if t == KEEP else np.uint32(t), out, k)
+            c = c if t == KEEP else np.uint32(t)
+            m |= first[c]
+            k = put(c, out, k)
         oo[d + 1] = k
-    return out[:k], oo
+        bits[d] = m
+    return out[:k], oo, bits
 
 
 @numba.njit(cache=True, nogil=True)

@@ -90,11 +90,12 @@ class Clean(MapStage):
         self._table = None
         if self.params.fullwidth != "nfkc":  # NFKC (Python's) keeps the reference path
             try:
-                from corpusforge.algorithms import clean_scan
+                from corpusforge.algorithms import clean_scan, regex_first
             except ImportError:  # no numba
                 return
             fold = tuple(_FW_ALNUM.items()) if self.params.fullwidth == "alnum" else ()
             self._table = clean_scan.char_table((_STRIP_RE, _FORMAT_PRIVATE_RE), fold)
+            self._first = regex_first.first_table(tuple(r.pattern for r in self._rules))
             self.clean(pa.array(["预热 \r\n x"]))  # loads the compiled kernels (see model_filters)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
@@ -124,8 +125,8 @@ class Clean(MapStage):
         ent = np.zeros(n, np.int64)
         if self.params.decode_entities:
             t, ent = self._python_rows(t, _ENTITY_RE2, lambda s: _unescape(s)[0])
-        t = _array(*k.per_char(*arrow_utf8(t), self._table))
-        t, hits = self._apply_rules(t)
+        data, offs, bits = k.per_char(*arrow_utf8(t), self._table, self._first)
+        t, hits = self._apply_rules(_array(data, offs), bits)
         t = _array(*k.collapse(*arrow_utf8(t), not self.params.keep_ideographic_space))
         dups = np.zeros(n, np.int64)
         if self.params.dedup_paragraphs:
@@ -140,14 +141,30 @@ class Clean(MapStage):
                 t = string_array(data, offs)
         return t if t.type == pa.string() else t.cast(pa.string()), {"entities": ent, "rule_hits": hits, "dup_paragraphs": dups}
 
-    def _apply_rules(self, t: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    def _apply_rules(self, t: pa.Array, bits: np.ndarray) -> tuple[pa.Array, np.ndarray]:
         """The rules in order, each rewriting only the rows it matches (the same text as rewriting all:
-        a replacement changes nothing where its pattern does not match)."""
-        hits = np.zeros(len(t), np.int64)
-        for r in self._rules:
-            c = pc.count_substring_regex(t, r.pattern).to_numpy(zero_copy_only=False)
+        a replacement changes nothing where its pattern does not match). bits (per row, from per_char): rule k
+        can begin a match with one of the row's characters; rule k scans only those rows. A rewrite keeps
+        some of a row's characters and adds those of the replacement (its literal characters, or copies
+        of matched ones): the row's bits gain the replacement's, and stay a superset."""
+        from corpusforge.algorithms.regex_first import MAX_RULES
+
+        n = len(t)
+        hits = np.zeros(n, np.int64)
+        bits = bits.copy()
+        for j, r in enumerate(self._rules):
+            rows = (bits & np.uint32(1 << j)).astype(bool) if j < MAX_RULES else np.ones(n, bool)
+            if rows.all():
+                c = pc.count_substring_regex(t, r.pattern).to_numpy(zero_copy_only=False)
+            elif rows.any():
+                idx = np.flatnonzero(rows)
+                c = np.zeros(n, np.int64)
+                c[idx] = pc.count_substring_regex(t.take(pa.array(idx)), r.pattern).to_numpy(zero_copy_only=False)
+            else:
+                continue
             if c.any():
                 hits += c
+                bits[c > 0] |= np.bitwise_or.reduce(self._first[[ord(ch) for ch in r.replace]], initial=np.uint32(0))
                 mask = pa.array(c > 0)
                 t = pc.replace_with_mask(t, mask, pc.replace_substring_regex(t.filter(mask), r.pattern, r.replace))
         return t, hits
