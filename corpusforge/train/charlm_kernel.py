@@ -24,8 +24,9 @@ def _slot(q, mask):
 @numba.njit(cache=True, nogil=True)
 def hash_table(keys, values, offs):
     """Open-addressing tables, one per order (keys[offs[o]:offs[o+1]]), each a power of two at least
-    twice its size, back to back: rows (key, 1 = occupied, the entry's values...) so that a lookup reads
-    one cache line; and the first row and the mask of each order."""
+    twice its size, back to back: rows of 32 bytes (key, 1 = occupied, count | total << 32, types) from
+    values (count, total, types), both 32-bit counts, so that a probe reads half a cache line; and the
+    first row and the mask of each order."""
     norder = offs.shape[0] - 1
     start = np.zeros(norder + 1, np.int64)
     masks = np.zeros(norder, np.uint64)
@@ -35,7 +36,7 @@ def hash_table(keys, values, offs):
             cap *= 2
         start[o + 1] = start[o] + cap
         masks[o] = cap - 1
-    tab = np.zeros((start[norder], 2 + values.shape[1]), np.uint64)
+    tab = np.zeros((start[norder], 4), np.uint64)
     for o in range(norder):
         for j in range(offs[o], offs[o + 1]):
             s = _slot(keys[j], masks[o])
@@ -44,7 +45,8 @@ def hash_table(keys, values, offs):
             r = start[o] + s
             tab[r, 0] = keys[j]
             tab[r, 1] = 1
-            tab[r, 2:] = values[j]
+            tab[r, 2] = values[j, 0] | (values[j, 1] << np.uint64(32))
+            tab[r, 3] = values[j, 2]
     return tab, start, masks
 
 
@@ -65,9 +67,9 @@ def _find(tab, start, masks, o, q):
 def probabilities(u8, offs, max_chars, order, bits, p0, idmap, tab, tabf, start, mask, total1, types1, disc):
     """P(id_i | the order-1 ids before it) at every predicted position of every document (the first
     max_chars characters, then the boundary), documents back to back; and the positions per document.
-    tab rows per order o: (key, occupied, count of the o-gram, total and types (float64 bits, tabf views
-    them) of it as the context of order o + 1); the order-1 context is (total1, types1). The tables must be
-    suffix-closed (CharLM._pack_tables): lookups stop at the first order that misses."""
+    tab rows per order o: (key, occupied, count of the o-gram | its total as the context of order o + 1
+    << 32, and its types there as float64 bits, which tabf views); the order-1 context is (total1,
+    types1). The tables must be suffix-closed (CharLM._pack_tables): lookups stop at the first miss."""
     nd = offs.shape[0] - 1
     lengths = np.empty(nd, np.int64)
     for d in range(nd):
@@ -102,13 +104,13 @@ def probabilities(u8, offs, max_chars, order, bits, p0, idmap, tab, tabf, start,
                 if r >= 0:  # a miss at a lower order is a miss at every higher one (the tables are suffix-closed)
                     r = _find(tab, start, mask, o, key)
                 rows[o] = r
-                cnt = np.float64(tab[r, 2]) if r >= 0 else 0.0
+                cnt = np.float64(tab[r, 2] & np.uint64(0xFFFFFFFF)) if r >= 0 else 0.0
                 if o == 0:
                     total, types = total1, types1
                 else:
                     c = prev[o - 1]
-                    total = np.float64(tab[c, 3]) if c >= 0 else 0.0
-                    types = tabf[c, 4] if c >= 0 else 0.0
+                    total = np.float64(tab[c, 2] >> np.uint64(32)) if c >= 0 else 0.0
+                    types = tabf[c, 3] if c >= 0 else 0.0
                 if total > 0:
                     dd = disc[o]
                     pr = (max(cnt - dd, 0.0) + dd * types * pr) / total
