@@ -5,7 +5,7 @@ an HTTP round trip of a one-line 400 page).
 
 Data: a synthetic run written with pyarrow in the real layout, Parquet sized to --gb: parts of 10,000
 input records (one input split), each from one source (PanGu-α's five, Table 2 shares); kept files with
-one row group per 2,048-record input batch (ParquetSink.write per batch); rejects as the phased local
+one row group per input batch of the default limits.batch_rows (ParquetSink.write per batch); rejects as the phased local
 engine leaves them (the earlier phases' rejects copied into one row group, then one row group per batch
 of the last phase's); a small quarantine file per part with raw bytes. Texts are windows of the shared
 real Chinese text (Wikipedia, Lu Xun, Common Crawl, news) at varied offsets and lengths, ids blake2b,
@@ -45,11 +45,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from corpusforge.config import LimitsConfig  # noqa: E402
 from corpusforge.rules_files import sha256_file  # noqa: E402
 from corpusforge.schema import DOC_SCHEMA, META_TYPE, PREVIEW_CHARS, QUARANTINE_SCHEMA, REJECT_SCHEMA  # noqa: E402
 
 SHARED = Path(os.environ.get("CORPUSFORGE_SHARED", ROOT.parent / "shared")) / "data"
-PART_DOCS, BATCH = 10_000, 2048
+PART_DOCS, BATCH = 10_000, LimitsConfig().batch_rows  # the engine's default batch: its row groups
 SOURCES = [("open_data", 27.9), ("encyclopedia", 22.0), ("ebooks", 299.0), ("common_crawl", 714.9), ("news", 35.5)]
 STAGES = ["ingest", "clean", "pangu_rules", "sensitive_words", "dedup_exact", "dedup_minhash"]
 REASONS = [("pangu_rules", "pangu_rules:low_zh_ratio", 0.10), ("pangu_rules", "pangu_rules:too_short", 0.06),
