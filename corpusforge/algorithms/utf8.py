@@ -1,5 +1,5 @@
 """UTF-8 straight from Arrow string buffers, for the compiled kernels: the buffers of an array, a decoder,
-and the per-document count of code points that differ between two runs of equal-length strings."""
+and the per-document count of code points that differ between the rows of two string buffers."""
 
 from __future__ import annotations
 

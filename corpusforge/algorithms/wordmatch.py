@@ -43,7 +43,7 @@ def _text_forms():
     return (lambda t: k.skeleton(t, SKELETON_DROP_RE)), k.words
 
 
-_SEP = np.frombuffer(b"\n", np.uint8)  # in no skeleton and no word form: no match spans two documents
+_SEP = np.frombuffer(b"\n", np.uint8)  # in no pattern (a term is one line): no match spans two documents
 
 
 def _find(automaton, arr: pa.Array):

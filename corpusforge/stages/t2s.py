@@ -129,7 +129,7 @@ class T2S(MapStage):
             changed[i] = chars_changed(texts[int(i)].as_py(), out[int(i)].as_py())
         return out, changed
 
-    def _convert_utf8(self, texts: pa.Array) -> pa.Array:
+    def _convert_utf8(self, texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
         """_convert_all without a Python str per document: OpenCC's C++ call gets the UTF-8 of ~_CHUNK_CHARS
         characters of documents straight from the Arrow buffer, joined by the separator; the calls' results,
         joined by it too, are split back into an Arrow array (nulls stay null) in one pass per batch. Also
