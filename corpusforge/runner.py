@@ -93,8 +93,7 @@ def make_plan(cfg: Config, kind: str = "run") -> Plan:
         raise CorpusforgeError("bad_config", "each input block needs a distinct `source` name")
     out = cfg.output_dir()
     fs.configure(cfg.storage.as_options())
-    overlap.check_no_overlap(out, [p if os.path.isabs(p) or fs.is_remote(p) else os.path.join(cfg.base_dir, p)
-                                   for ic in cfg.input for p in ic.paths], cfg.config_path)
+    overlap.check_no_overlap(out, [fs.under(cfg.base_dir, p) for ic in cfg.input for p in ic.paths], cfg.config_path)
     jobs, inputs, dups = [], [], 0
     for ic in cfg.input:
         found = expand_inputs(ic.paths, cfg.base_dir, ic.root, ic.format)

@@ -11,7 +11,7 @@ import numpy as np
 
 from corpusforge.algorithms import tablecache
 from corpusforge.algorithms.clean_scan import DROP
-from corpusforge.algorithms.utf8 import next_cp, arrow_utf8, every_code_point, put
+from corpusforge.algorithms.utf8 import next_cp, arrow_utf8, every_code_point, large_string_array, put
 
 _N = 0x110000
 
@@ -77,15 +77,9 @@ def _words(u8, offs):
     return out[:k], oo
 
 
-def _array(data, offs):
-    import pyarrow as pa
-
-    return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data))
-
-
 def skeleton(texts, drop_re: str):
-    return _array(*_skeleton(*arrow_utf8(texts), table(drop_re)))
+    return large_string_array(*_skeleton(*arrow_utf8(texts), table(drop_re)))
 
 
 def words(texts):
-    return _array(*_words(*arrow_utf8(texts)))
+    return large_string_array(*_words(*arrow_utf8(texts)))

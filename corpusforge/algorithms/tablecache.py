@@ -51,11 +51,11 @@ def _load(path: Path):
     return tuple(arrays) if many else arrays[0]
 
 
-def _store(d: Path, path: Path, out) -> None:
+def _store(path: Path, out) -> None:
     arrays = list(out) if isinstance(out, tuple) else [out]
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, n=len(arrays), many=isinstance(out, tuple), **{f"a{i}": a for i, a in enumerate(arrays)})
@@ -87,7 +87,7 @@ def cached(fn):
         if out is None:
             out = fn(*args)
             if path is not None:
-                _store(path.parent, path, out)
+                _store(path, out)
         return out
 
     wrapper.uncached = fn

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from corpusforge.algorithms import tablecache
-from corpusforge.algorithms.utf8 import arrow_utf8, decode, put
+from corpusforge.algorithms.utf8 import arrow_utf8, decode, large_string_array, put
 from corpusforge.models import featurize as ref
 
 _SPACE, _LETTER, _DIGIT, _OTHER = 0, 1, 2, 3  # not a unit / [a-z]+ / [0-9]+ / a one-character unit
@@ -359,7 +359,8 @@ def batch_units(texts, max_units: int = ref.MAX_UNITS, ids=None) -> Units:
         if not len(miss):
             out = old.take(hit)
         else:
-            fresh = _compute(arr.take(pa.array(miss)), *arrow_utf8(arr.take(pa.array(miss))), max_units)
+            missed = arr.take(pa.array(miss))
+            fresh = _compute(missed, *arrow_utf8(missed), max_units)
             both = Units.concat([old, fresh])
             hit[miss] = len(old) + np.arange(len(miss))
             out = both.take(hit)
@@ -389,8 +390,5 @@ def hashed_matrix(u: Units, dim: int):
 
 def fasttext_lines(u: Units) -> list[str]:
     """featurize.fasttext_line(text) + "\\n" for every document."""
-    import pyarrow as pa
-
     data, offs = _lines(u.cps, u.uoff, u.doc_u)
-    arr = pa.LargeStringArray.from_buffers(len(u), pa.py_buffer(offs), pa.py_buffer(data))
-    return arr.to_pylist()
+    return large_string_array(data, offs).to_pylist()

@@ -29,13 +29,20 @@ def arrow_utf8(arr):
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offs.astype(np.int64, copy=False)
 
 
+def large_string_array(data: np.ndarray, offs: np.ndarray, valid=None):
+    """An Arrow large_string array over kernel output (bytes, int64 offsets from 0), without a copy."""
+    import pyarrow as pa
+
+    return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data), valid)
+
+
 def string_array(data: np.ndarray, offs: np.ndarray, valid=None):
-    """An Arrow string array over kernel output (bytes, int64 offsets from 0): 32-bit offsets, no copy of
-    the bytes (a batch over 2 GiB of text fails as Arrow's string type must)."""
+    """The same as Arrow's string type: 32-bit offsets, no copy of the bytes (a batch over 2 GiB of text
+    fails as that type must)."""
     import pyarrow as pa
 
     if offs[-1] >= 2**31:
-        return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data), valid).cast(pa.string())
+        return large_string_array(data, offs, valid).cast(pa.string())
     return pa.StringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs.astype(np.int32)), pa.py_buffer(data), valid)
 
 

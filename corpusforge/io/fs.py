@@ -44,6 +44,11 @@ def is_remote(path: str) -> bool:
     return split_uri(path)[0] is not None
 
 
+def under(base_dir: str, path: str) -> str:
+    """A config's path: as given when absolute or a URI, else relative to the config's folder."""
+    return path if os.path.isabs(path) or is_remote(path) else os.path.join(base_dir, path)
+
+
 def configure(options: dict[str, Any] | None) -> None:
     """Process-wide storage options (endpoint, region, anonymous, scheme-specific keys)."""
     global _options

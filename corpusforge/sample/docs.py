@@ -56,7 +56,7 @@ def tasks_for(path: str, base_dir: str = ".", text_field: str = "text", batch_ro
 
 
 def _tasks(path: str, base_dir: str, text_field: str, batch_rows: int, batch_bytes: int) -> list[Task]:
-    full = path if os.path.isabs(path) or fs.is_remote(path) else os.path.join(base_dir, path)
+    full = fs.under(base_dir, path)
     if store.isdir(full) and store.isfile(fs.join(full, "manifest.json")):
         kept = sorted(fs.join(full, "kept", n) for n in _listdir(fs.join(full, "kept"))
                       if n.startswith("part-") and n.endswith(".parquet"))

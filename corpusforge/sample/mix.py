@@ -74,7 +74,7 @@ class Mixture(_Strict):
         return self
 
     def resolve(self, path: str) -> str:
-        return path if os.path.isabs(path) or fs.is_remote(path) else os.path.join(self.base_dir, path)
+        return fs.under(self.base_dir, path)
 
 
 def load_mixture(path: str) -> Mixture:

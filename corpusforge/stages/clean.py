@@ -55,10 +55,6 @@ def dedup_paragraphs(text: str, min_chars: int) -> tuple[str, int]:
     return ("\n".join(out), removed) if removed else (text, 0)
 
 
-def _array(data: np.ndarray, offs: np.ndarray) -> pa.Array:
-    return pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data))
-
-
 @register
 class Clean(MapStage):
     """Normalize text for Chinese corpora; remove special characters by rule and repeated paragraphs."""
@@ -118,21 +114,21 @@ class Clean(MapStage):
         if self._table is None or texts.null_count:
             return self.clean_reference(texts)
         from corpusforge.algorithms import clean_scan as k
-        from corpusforge.algorithms.utf8 import arrow_utf8, string_array
+        from corpusforge.algorithms.utf8 import arrow_utf8, large_string_array, string_array
 
         n = len(texts)
-        t = _array(*k.linebreaks(*arrow_utf8(texts)))
+        t = large_string_array(*k.linebreaks(*arrow_utf8(texts)))
         ent = np.zeros(n, np.int64)
         if self.params.decode_entities:
             t, ent = self._python_rows(t, _ENTITY_RE2, lambda s: _unescape(s)[0])
         data, offs, bits = k.per_char(*arrow_utf8(t), self._table, self._first)
-        t, hits = self._apply_rules(_array(data, offs), bits)
-        t = _array(*k.collapse(*arrow_utf8(t), not self.params.keep_ideographic_space))
+        t, hits = self._apply_rules(large_string_array(data, offs), bits)
+        t = large_string_array(*k.collapse(*arrow_utf8(t), not self.params.keep_ideographic_space))
         dups = np.zeros(n, np.int64)
         if self.params.dedup_paragraphs:
             data, offs, dups, collide = k.dedup_paragraphs(*arrow_utf8(t), self.params.min_repeat_chars, k.py_space())
             if collide.any():  # two different lines with one hash somewhere: those documents by the reference
-                vals = _array(data, offs).to_pylist()
+                vals = large_string_array(data, offs).to_pylist()
                 for i in np.flatnonzero(collide):
                     vals[i], dups[i] = dedup_paragraphs(t[int(i)].as_py(), self.params.min_repeat_chars)
                     vals[i] = re.sub("\n{3,}", "\n\n", vals[i])

@@ -95,8 +95,8 @@ def _variant(pcfg, base, name: str, idx: list[int], vdir: str, progress: bool) -
     doc["stages"] = [doc["stages"][i] for i in idx]
     doc["run"]["name"] = f"{pcfg.run.name}-{name}"
     for ic in doc["input"]:  # the variant file lives elsewhere: its input paths must not depend on where
-        ic["paths"] = [_absolute(p, pcfg.base_dir) for p in ic["paths"]]
-        ic["root"] = ic["root"] and _absolute(ic["root"], pcfg.base_dir)
+        ic["paths"] = [fs.under(pcfg.base_dir, p) for p in ic["paths"]]
+        ic["root"] = ic["root"] and fs.under(pcfg.base_dir, ic["root"])
     used = {lookup(pcfg.stages[i].use).name for i in idx}
     rules = {k: v for k, v in base.rule_hashes.items() if k.split(":", 1)[0] in used}
     key = cache_key(resolved_config(Config(**doc)), base.inputs, rules, corpusforge.__version__)
@@ -123,12 +123,6 @@ def _variant(pcfg, base, name: str, idx: list[int], vdir: str, progress: bool) -
         raise CorpusforgeError("empty_variant", f"variant {name}: the pipeline kept no documents ({out}); "
                                "nothing to train on, drop the variant or fix the pipeline")
     return Variant(name, out, path, cache, m)
-
-
-def _absolute(p: str, base: str) -> str:
-    from corpusforge.io import fs
-
-    return p if os.path.isabs(p) or fs.is_remote(p) else os.path.join(base, p)
 
 
 def run(acfg: AblationConfig, progress: bool = True) -> dict:
